@@ -1,0 +1,1 @@
+"""clothparse.bench: the benchmark suite behind `cpt bench`."""

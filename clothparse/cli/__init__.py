@@ -1,0 +1,1 @@
+"""The ``cpt`` command-line interface: ``app`` registers one command module per file."""

@@ -1,0 +1,43 @@
+"""Shared CLI options, documented once as ``Annotated`` aliases.
+
+Commands import these aliases rather than redeclaring help texts, so an option means
+the same thing, with the same help, in every command that takes it.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Annotated
+
+import typer
+
+OutDir = Annotated[Path, typer.Option("--out", "-o", help="Output folder (created if missing).")]
+DataDir = Annotated[
+    Path,
+    typer.Option(
+        "--data",
+        help="Dataset folder: train.json/val.json/test.json (COCO) and images/, as written by `cpt data synth` or `cpt data split`.",
+    ),
+]
+Seed = Annotated[int, typer.Option("--seed", help="Random seed (results are deterministic for a seed).")]
+Device = Annotated[
+    str, typer.Option("--device", help="Torch device: auto, cpu, cuda or cuda:N (auto = cuda if available).")
+]
+ModelPath = Annotated[
+    Path,
+    typer.Option("--model", "-m", help="Clothing model: a checkpoint folder/.safetensors, or an exported .onnx/.engine."),
+]
+BodyModelPath = Annotated[
+    Path | None,
+    typer.Option(
+        "--body-model",
+        help="Body (person) model: a checkpoint or exported file; default: torchvision's COCO Mask R-CNN from the local cache.",
+    ),
+]
+ScoreThresh = Annotated[
+    float | None,
+    typer.Option("--score-thresh", min=0.0, max=1.0, help="Keep detections with score >= this (default: the model's own)."),
+]
+Split = Annotated[str, typer.Option("--split", help="Which annotation file of --data to use: train, val or test.")]
+Workers = Annotated[int, typer.Option("--workers", min=0, help="Data-loading worker processes.")]
+Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; errors and the summary only.")]

@@ -1,0 +1,132 @@
+"""Model and training configuration, with the seed's hyperparameters as defaults.
+
+The seed (Matterport Mask R-CNN on ModaNet) used: ResNet-101, strides 4-64, image
+min/max dim 800/1024, detection min confidence 0.9, detection NMS 0.3, RPN NMS 0.7,
+FPN classifier FC 1024, lr 0.001, weight decay 1e-4, batch 4, 100 steps per epoch,
+50 validation steps. ``ModelConfig`` and ``TrainConfig`` carry exactly these defaults;
+everything serialises to JSON (checkpoint metadata) and back.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from dataclasses import dataclass, field
+from typing import Any, Literal
+
+from clothparse.errors import ConfigError
+from clothparse.taxonomy import MODANET_CLASSES
+
+Backbone = Literal["resnet101", "resnet50", "small"]
+Init = Literal["none", "imagenet", "coco"]
+
+BACKBONES: tuple[str, ...] = ("resnet101", "resnet50", "small")
+INITS: tuple[str, ...] = ("none", "imagenet", "coco")
+
+
+@dataclass
+class ModelConfig:
+    """Everything needed to rebuild a Mask R-CNN exactly (stored in checkpoint metadata)."""
+
+    backbone: str = "resnet101"
+    #: Class names without background, in label order (label i + 1 = class_names[i]).
+    class_names: list[str] = field(default_factory=lambda: list(MODANET_CLASSES))
+    #: Feature strides of the FPN levels P2-P6 (the seed's BACKBONE_STRIDES).
+    strides: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64])
+    min_size: int = 800
+    max_size: int = 1024
+    #: Detections below this score are dropped (seed DETECTION_MIN_CONFIDENCE).
+    score_thresh: float = 0.9
+    #: Class-wise NMS IoU threshold for final detections (seed DETECTION_NMS_THRESHOLD).
+    nms_thresh: float = 0.3
+    rpn_nms_thresh: float = 0.7
+    #: Width of the two box-head FC layers (seed FPN_CLASSIF_FC_LAYERS_SIZE).
+    fc_size: int = 1024
+    detections_per_img: int = 100
+    #: FPN channels; 256 for ResNets, smaller for the "small" backbone.
+    fpn_channels: int = 256
+    #: RGB normalisation applied inside the model to images in [0, 1].
+    image_mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
+    image_std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+
+    @property
+    def num_classes(self) -> int:
+        """Number of classes including background."""
+        return len(self.class_names) + 1
+
+    def validate(self) -> ModelConfig:
+        if self.backbone not in BACKBONES:
+            raise ConfigError(f"unknown backbone {self.backbone!r}; choose from {', '.join(BACKBONES)}")
+        if not self.class_names:
+            raise ConfigError("class_names must not be empty")
+        if len(self.strides) != 5 or any(s <= 0 for s in self.strides):
+            raise ConfigError(f"strides must be five positive ints, got {self.strides}")
+        if not 0 < self.min_size <= self.max_size:
+            raise ConfigError(f"need 0 < min_size <= max_size, got {self.min_size}/{self.max_size}")
+        for name in ("score_thresh", "nms_thresh", "rpn_nms_thresh"):
+            v = getattr(self, name)
+            if not 0.0 <= v <= 1.0:
+                raise ConfigError(f"{name} must be in [0, 1], got {v}")
+        return self
+
+    @classmethod
+    def small(cls, **overrides: Any) -> ModelConfig:
+        """A configuration that trains on a CPU in minutes (small backbone, small images)."""
+        base: dict[str, Any] = dict(
+            backbone="small", min_size=320, max_size=320, fc_size=256, fpn_channels=64,
+            score_thresh=0.05, detections_per_img=50,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    def to_dict(self) -> dict[str, Any]:
+        return dataclasses.asdict(self)
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        known = {f.name for f in dataclasses.fields(cls)}
+        unknown = set(d) - known
+        if unknown:
+            raise ConfigError(f"unknown model config keys: {sorted(unknown)}")
+        return cls(**d).validate()
+
+
+@dataclass
+class TrainConfig:
+    """Optimiser and schedule settings (seed defaults)."""
+
+    lr: float = 0.001
+    momentum: float = 0.9
+    weight_decay: float = 1e-4
+    batch_size: int = 4
+    steps_per_epoch: int = 100
+    validation_steps: int = 50
+    epochs: int = 10
+    init: str = "coco"
+    #: Horizontal flip probability and scale jitter range (fraction of min_size).
+    hflip_prob: float = 0.5
+    scale_jitter: tuple[float, float] = (0.8, 1.2)
+    amp: bool = True
+    seed: int = 0
+    num_workers: int = 2
+    #: Linear warm-up over this many steps (Mask R-CNN diverges at full lr from scratch).
+    warmup_steps: int = 100
+    grad_clip: float = 10.0
+
+    def validate(self) -> TrainConfig:
+        if self.init not in INITS:
+            raise ConfigError(f"unknown init {self.init!r}; choose from {', '.join(INITS)}")
+        if self.lr <= 0 or self.batch_size < 1 or self.steps_per_epoch < 1 or self.epochs < 1:
+            raise ConfigError("lr, batch_size, steps_per_epoch and epochs must be positive")
+        return self
+
+    def to_dict(self) -> dict[str, Any]:
+        d = dataclasses.asdict(self)
+        d["scale_jitter"] = list(self.scale_jitter)
+        return d
+
+    @classmethod
+    def from_dict(cls, d: dict[str, Any]) -> TrainConfig:
+        d = dict(d)
+        if "scale_jitter" in d:
+            d["scale_jitter"] = tuple(d["scale_jitter"])
+        return cls(**d).validate()

@@ -1,0 +1,1 @@
+"""Datasets: the COCO/ModaNet loader, splitting, Paperdoll LMDB extraction, synthetic data."""

@@ -1,0 +1,1 @@
+"""Inference engines (torch, onnx, trt) behind one small interface (``base.Engine``)."""

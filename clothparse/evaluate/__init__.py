@@ -1,0 +1,1 @@
+"""Evaluation: COCO AP, the seed's merged-mask metrics, parsing mIoU."""

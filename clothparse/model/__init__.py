@@ -1,0 +1,1 @@
+"""Mask R-CNN models: builder, pretrained initialisation, safetensors checkpoints."""

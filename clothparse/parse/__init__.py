@@ -1,0 +1,1 @@
+"""Superpixel-level parsing: superpixel backends, the fusion kernel, the Parser pipeline."""

@@ -1,0 +1,1 @@
+"""Training: the SGD loop with the seed's settings, DDP, logging."""

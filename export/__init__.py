@@ -1,0 +1,1 @@
+"""clothparse.export: static-shape export wrapper, ONNX export, TensorRT builder, parity checks."""
