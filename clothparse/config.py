@@ -47,6 +47,26 @@ class ModelConfig:
     #: RGB normalisation applied inside the model to images in [0, 1].
     image_mean: list[float] = field(default_factory=lambda: [0.485, 0.456, 0.406])
     image_std: list[float] = field(default_factory=lambda: [0.229, 0.224, 0.225])
+    #: Anchor size (pixels, at the network input scale) of each FPN level P2-P6.
+    anchor_sizes: list[int] = field(default_factory=lambda: [32, 64, 128, 256, 512])
+    #: Anchor aspect ratios (height / width), shared by every level.
+    aspect_ratios: list[float] = field(default_factory=lambda: [0.5, 1.0, 2.0])
+    #: RPN proposals kept before / after NMS, per image (torchvision's defaults).
+    rpn_pre_nms_top_n_train: int = 2000
+    rpn_pre_nms_top_n_test: int = 1000
+    rpn_post_nms_top_n_train: int = 2000
+    rpn_post_nms_top_n_test: int = 1000
+    #: RoIs sampled per image to train the box head (the mask head sees the positive quarter).
+    box_batch_size_per_image: int = 512
+    #: Mask head: ``mask_head_layers`` 3x3 convs of ``mask_head_channels`` on 14x14 RoIs.
+    mask_head_channels: int = 256
+    mask_head_layers: int = 4
+    #: Frozen BatchNorm (pretrained ResNets) or trainable BatchNorm (training from scratch).
+    frozen_bn: bool = True
+    #: ResNet stages (of 5) left trainable; 5 = all (used when training from scratch).
+    trainable_layers: int = 3
+    #: Channels of the "small" trunk: stem, then the stride-4/8/16/32 stages.
+    small_widths: list[int] = field(default_factory=lambda: [24, 32, 64, 128, 192])
 
     @property
     def num_classes(self) -> int:
@@ -62,6 +82,14 @@ class ModelConfig:
             raise ConfigError(f"strides must be five positive ints, got {self.strides}")
         if not 0 < self.min_size <= self.max_size:
             raise ConfigError(f"need 0 < min_size <= max_size, got {self.min_size}/{self.max_size}")
+        if len(self.anchor_sizes) != 5 or any(a <= 0 for a in self.anchor_sizes):
+            raise ConfigError(f"anchor_sizes must be five positive ints (P2-P6), got {self.anchor_sizes}")
+        if not self.aspect_ratios or any(r <= 0 for r in self.aspect_ratios):
+            raise ConfigError(f"aspect_ratios must be positive, got {self.aspect_ratios}")
+        if len(self.small_widths) != 5 or any(w <= 0 for w in self.small_widths):
+            raise ConfigError(f"small_widths must be five positive ints, got {self.small_widths}")
+        if not 0 <= self.trainable_layers <= 5:
+            raise ConfigError(f"trainable_layers must be in 0..5, got {self.trainable_layers}")
         for name in ("score_thresh", "nms_thresh", "rpn_nms_thresh"):
             v = getattr(self, name)
             if not 0.0 <= v <= 1.0:
@@ -71,9 +99,30 @@ class ModelConfig:
     @classmethod
     def small(cls, **overrides: Any) -> ModelConfig:
         """A configuration that trains on a CPU in minutes (small backbone, small images)."""
+        # Tuned for 256 px synthetic images on a CPU (see BENCHMARKS.md): no upscaling,
+        # anchors half the ResNet ones (objects are small), few RoIs, a light mask head,
+        # trainable BatchNorm because there are no pretrained weights for this trunk.
         base: dict[str, Any] = dict(
-            backbone="small", min_size=320, max_size=320, fc_size=256, fpn_channels=64,
+            backbone="small", min_size=256, max_size=256, fc_size=256, fpn_channels=64,
             score_thresh=0.05, detections_per_img=50,
+            anchor_sizes=[16, 32, 64, 128, 256],
+            rpn_pre_nms_top_n_train=600, rpn_pre_nms_top_n_test=300,
+            rpn_post_nms_top_n_train=300, rpn_post_nms_top_n_test=150,
+            box_batch_size_per_image=128, mask_head_channels=64, mask_head_layers=2,
+            frozen_bn=False, trainable_layers=5,
+        )
+        base.update(overrides)
+        return cls(**base)
+
+    @classmethod
+    def body(cls, **overrides: Any) -> ModelConfig:
+        """torchvision's COCO Mask R-CNN R50-FPN exactly as published (the body model).
+
+        ``class_names`` are set by ``clothparse.model.builder.body_config`` from the
+        weights' metadata (90 COCO names, "person" = label 1).
+        """
+        base: dict[str, Any] = dict(
+            backbone="resnet50", min_size=800, max_size=1333, score_thresh=0.05, nms_thresh=0.5,
         )
         base.update(overrides)
         return cls(**base)
@@ -111,6 +160,21 @@ class TrainConfig:
     #: Linear warm-up over this many steps (Mask R-CNN diverges at full lr from scratch).
     warmup_steps: int = 100
     grad_clip: float = 10.0
+    #: After this fraction of the run (steps, or wall time under a time limit) the lr
+    #: drops 10x; 0 keeps it constant after warm-up (the seed's schedule).
+    lr_drop_at: float = 0.0
+    #: Stop cleanly (validate, checkpoint) after this many minutes; 0 = no limit.
+    time_limit_min: float = 0.0
+
+    @classmethod
+    def small(cls, **overrides: Any) -> TrainConfig:
+        """Settings for the small backbone trained from scratch on a CPU (see BENCHMARKS.md)."""
+        base: dict[str, Any] = dict(
+            lr=0.02, batch_size=4, steps_per_epoch=50, validation_steps=5, epochs=1000,
+            init="none", warmup_steps=50, num_workers=0, lr_drop_at=0.8, scale_jitter=(0.8, 1.2),
+        )
+        base.update(overrides)
+        return cls(**base)
 
     def validate(self) -> TrainConfig:
         if self.init not in INITS:

@@ -1,10 +1,185 @@
-"""`cpt parse` (under construction)."""
+"""`cpt parse`: parse clothing in photos (Mask R-CNN + body + superpixels) and write the outputs.
+
+  cpt parse photos/ 'more/*.jpg' one.png --model RUN --out OUT
+
+Per photo NAME: NAME.json, NAME_labels.png (palette label map 0-14), NAME_overlay.png;
+for the batch: results_coco.json (for `cpt eval --results`) and a summary table.
+A bad photo prints one line `error: PATH: problem`; the batch goes on and exits 2.
+"""
 
 from __future__ import annotations
 
-from clothparse.errors import CptError
+import sys
+from pathlib import Path
+from typing import Annotated, Any
+
+import typer
+from rich.console import Console
+from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+from rich.table import Table
+
+from clothparse.cli.errors import EXIT_ERROR, EXIT_PARTIAL, handle_errors, report
+from clothparse.cli.options import BodyModelPath, Device, ModelPath, OutDir, Quiet, ScoreThresh
+from clothparse.engines.base import Engine
+from clothparse.errors import ConfigError, CptError, DataError
+from clothparse.parse.batch import BatchSummary, Outcome, expand_inputs, load_image_ids, run_batch
+from clothparse.parse.outputs import OverlayOptions
+from clothparse.parse.pipeline import STAGES, Parser, SlicParams
+from clothparse.taxonomy import MODANET_CLASSES
+
+Inputs = Annotated[list[str], typer.Argument(help="Photos: files, folders (their images) and globs ('dir/**/*.jpg').")]
+EngineOpt = Annotated[
+    str | None, typer.Option("--engine", help="torch, onnx or trt (default: from the --model file type).")
+]
+NoSuperpixel = Annotated[bool, typer.Option("--no-superpixel", help="Pixel level only: pasted masks, no SLIC/fusion.")]
+Vote = Annotated[str, typer.Option("--vote", help="Superpixel vote: area (coverage fraction) or centroid (the seed's rule).")]
+BodyScore = Annotated[
+    float, typer.Option("--body-score-thresh", min=0.0, max=1.0, help="Keep person detections with score >= this.")
+]
+ShowBoxes = Annotated[bool, typer.Option("--show-boxes", help="Overlay: draw the detection boxes.")]
+ShowSp = Annotated[bool, typer.Option("--show-superpixels", help="Overlay: draw superpixel boundaries.")]
+UnpredOnly = Annotated[
+    bool, typer.Option("--unpredicted-only", help="Overlay: colour only superpixels no mask claimed but the body covered.")
+]
+SkipExisting = Annotated[bool, typer.Option("--skip-existing", help="Skip photos whose three outputs already exist.")]
+SpBackend = Annotated[str, typer.Option("--superpixels", help="SLIC backend: auto, skimage or native.")]
+NSegments = Annotated[int, typer.Option("--n-segments", min=1, help="SLIC: about this many superpixels.")]
+Compactness = Annotated[float, typer.Option("--compactness", min=0.001, help="SLIC compactness.")]
+Sigma = Annotated[float, typer.Option("--sigma", min=0.0, help="SLIC Gaussian smoothing sigma.")]
+AnnOpt = Annotated[
+    Path | None,
+    typer.Option("--ann", help="COCO annotation JSON whose file_name -> id mapping names images in results_coco.json."),
+]
 
 
-def parse() -> None:
-    """Not built yet."""
-    raise CptError("cpt parse is not built yet")
+def _clothing_engine(path: Path, engine: str | None, device: str, score_thresh: float | None) -> Engine:
+    from clothparse.engines.loader import open_engine
+
+    return open_engine(path, kind=engine, device=device, score_thresh=score_thresh)
+
+
+def _body_engine(path: Path | None, engine: str | None, device: str, score_thresh: float) -> Engine:
+    """The body model: a checkpoint/exported file, a torchvision COCO ``.pth``, or the default
+    torchvision COCO Mask R-CNN from the local cache (a clear error when it is not there)."""
+    from clothparse.engines.torch_engine import TorchEngine
+
+    if path is None or path.suffix.lower() in (".pth", ".pt"):
+        from clothparse.model.builder import body_config, build_body_model
+
+        if path is not None and not path.is_file():
+            raise DataError("no such weights file", path)
+        model = build_body_model(init="coco", weights_path=path)
+        return TorchEngine(model, tuple(body_config().class_names), device, score_thresh=score_thresh)
+    from clothparse.engines.loader import engine_kind, open_engine
+
+    # --engine names the clothing model's runtime; the body file's own type decides here
+    # unless it matches (e.g. both exported to ONNX).
+    kind = engine if engine is not None and engine == engine_kind(path) else None
+    return open_engine(path, kind=kind, device=device, score_thresh=score_thresh)
+
+
+def parse(
+    inputs: Inputs,
+    model: ModelPath,
+    out: OutDir,
+    body_model: BodyModelPath = None,
+    engine: EngineOpt = None,
+    no_superpixel: NoSuperpixel = False,
+    vote: Vote = "area",
+    score_thresh: ScoreThresh = None,
+    body_score_thresh: BodyScore = 0.5,
+    device: Device = "auto",
+    show_boxes: ShowBoxes = False,
+    show_superpixels: ShowSp = False,
+    unpredicted_only: UnpredOnly = False,
+    skip_existing: SkipExisting = False,
+    superpixels: SpBackend = "auto",
+    n_segments: NSegments = 900,
+    compactness: Compactness = 20.0,
+    sigma: Sigma = 2.0,
+    ann: AnnOpt = None,
+    quiet: Quiet = False,
+) -> None:
+    """Parse clothing in photos: masks, a 0-14 label map, an overlay, and COCO results."""
+    with handle_errors():
+        if vote not in ("area", "centroid"):
+            raise ConfigError(f"--vote: unknown vote {vote!r}; choose area or centroid")
+        if no_superpixel and (show_superpixels or unpredicted_only):
+            raise ConfigError("--show-superpixels and --unpredicted-only need the superpixel stage (drop --no-superpixel)")
+        paths, input_errors = expand_inputs(inputs)
+        for err in input_errors:
+            report(err)
+        if not paths:
+            raise DataError("no images to parse")
+        image_ids = load_image_ids(ann) if ann is not None else None
+        parser = _build_parser(
+            model, body_model, engine, device, score_thresh, body_score_thresh,
+            None if no_superpixel else superpixels, vote, SlicParams(n_segments, compactness, sigma),
+        )
+        summary = _run(parser, paths, out, OverlayOptions(show_boxes, show_superpixels, unpredicted_only),
+                       skip_existing, image_ids, quiet)
+        summary.input_errors = input_errors
+        for p in summary.missing_ids:
+            print(f"warning: {p}: not in {ann}; left out of results_coco.json", file=sys.stderr)
+        _print_summary(summary, out)
+        if summary.failed:
+            raise typer.Exit(EXIT_PARTIAL if summary.count("ok") + summary.count("skipped") else EXIT_ERROR)
+
+
+def _build_parser(
+    model: Path, body_model: Path | None, engine: str | None, device: str, score_thresh: float | None,
+    body_score_thresh: float, sp_backend: str | None, vote: str, slic: SlicParams,
+) -> Parser:
+    from clothparse.parse.fusion import FusionParams
+
+    backend: Any = None
+    if sp_backend is not None:
+        from clothparse.parse.superpixels import get_backend
+
+        backend = get_backend(sp_backend)
+    params = FusionParams(vote="centroid" if vote == "centroid" else "area")
+    clothing = _clothing_engine(model, engine, device, score_thresh)
+    body = _body_engine(body_model, engine, device, body_score_thresh)
+    return Parser(clothing, body, backend, params, slic, body_score_thresh=body_score_thresh)
+
+
+def _run(
+    parser: Parser, paths: list[Path], out: Path, options: OverlayOptions, skip_existing: bool,
+    image_ids: dict[str, int] | None, quiet: bool,
+) -> BatchSummary:
+    console = Console(stderr=True)
+    progress = Progress(
+        TextColumn("parse"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(), TextColumn("{task.description}"),
+        console=console, transient=True, disable=quiet,
+    )
+    with progress:
+        task = progress.add_task("", total=len(paths))
+
+        def done(o: Outcome) -> None:
+            progress.update(task, advance=1, description=o.path.name)
+
+        def failed(err: CptError) -> None:
+            report(err)  # the live display redirects stderr, so the line lands above the bar
+
+        return run_batch(parser, paths, out, options, skip_existing, image_ids, on_error=failed, on_done=done)
+
+
+def _print_summary(summary: BatchSummary, out: Path) -> None:
+    console = Console()
+    counts = summary.items_per_class()
+    table = Table(title=f"cpt parse -> {out}")
+    table.add_column("class")
+    table.add_column("items", justify="right")
+    for name in MODANET_CLASSES:
+        if counts[name]:
+            table.add_row(name, str(counts[name]))
+    table.add_row("[bold]all[/bold]", str(sum(counts.values())))
+    console.print(table)
+    timings = summary.mean_timings_ms()
+    if timings:
+        console.print("mean ms per photo: " + ", ".join(f"{k} {timings[k]:.1f}" for k in STAGES if k in timings))
+    console.print(
+        f"photos: {summary.count('ok')} parsed, {summary.count('skipped')} skipped, {summary.failed} failed; "
+        f"COCO results: {summary.results_path}",
+        highlight=False,
+    )

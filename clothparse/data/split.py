@@ -7,6 +7,7 @@ images with the same seed puts every image in the same subset of both.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from typing import Any
 
@@ -27,14 +28,23 @@ def parse_ratios(text: str) -> tuple[float, ...]:
 
 
 def check_ratios(ratios: Sequence[float]) -> tuple[float, ...]:
+    """Return ``ratios`` as floats; ConfigError unless all are finite, >= 0 and sum to 1."""
     ratios = tuple(float(r) for r in ratios)
-    if not ratios or any(r < 0 for r in ratios) or abs(sum(ratios) - 1.0) > 1e-6:
+    # written as "not (r >= 0)" so that NaN, which compares false to everything, is rejected
+    if (
+        not ratios
+        or any(not (r >= 0) or math.isinf(r) for r in ratios)
+        or not (abs(sum(ratios) - 1.0) <= 1e-6)
+    ):
         raise ConfigError(f"split ratios must be non-negative and sum to 1, got {list(ratios)}")
     return ratios
 
 
 def assign_split(
-    image_ids: Sequence[int], ratios: Sequence[float], seed: int, names: Sequence[str] = DEFAULT_NAMES
+    image_ids: Sequence[int],
+    ratios: Sequence[float],
+    seed: int,
+    names: Sequence[str] = DEFAULT_NAMES,
 ) -> dict[int, str]:
     """Map each image id to a subset name.
 
@@ -42,6 +52,8 @@ def assign_split(
     permutation of the sorted ids, so sizes differ from the ratios by < 1 image.
     """
     ratios = check_ratios(ratios)
+    if seed < 0:  # numpy's SeedSequence refuses negative seeds with a less clear message
+        raise ConfigError(f"seed must be >= 0, got {seed}")
     if len(names) != len(ratios):
         raise ConfigError(f"{len(ratios)} ratios but {len(names)} subset names")
     ids = np.array(sorted(set(int(i) for i in image_ids)), dtype=np.int64)
@@ -71,7 +83,15 @@ def split_annotations(
         sub = {k: v for k, v in coco.items() if k not in ("images", "annotations")}
         sub["images"] = [im for im in coco.get("images", []) if assignment[int(im["id"])] == name]
         sub["annotations"] = [
-            a for a in coco.get("annotations", []) if assignment.get(int(a["image_id"])) == name
+            a for a in coco.get("annotations", []) if _subset_of(a, assignment) == name
         ]
         out[name] = sub
     return out
+
+
+def _subset_of(ann: Any, assignment: dict[int, str]) -> str | None:
+    """Subset of the annotation's image; None when its image_id is unusable or unlisted."""
+    try:
+        return assignment.get(int(ann["image_id"]))
+    except (KeyError, TypeError, ValueError):
+        return None

@@ -27,8 +27,14 @@ def to_rgb(img: Image.Image) -> np.ndarray:
     img = ImageOps.exif_transpose(img) or img
     if img.mode in ("I;16", "I;16B", "I;16L", "I"):
         # 16/32-bit integer grayscale: scale the full range to 8 bits instead of clipping.
+        # A 16-bit mode means a 0-65535 range even when this photo is dark; a 32-bit "I"
+        # image carries no range, so take the smallest of 8/16 bits that holds its values.
         arr = np.asarray(img, dtype=np.float64)
-        hi = 65535.0 if arr.max() > 255 else 255.0
+        peak = float(arr.max()) if arr.size else 0.0
+        if img.mode.startswith("I;16") or peak > 255:
+            hi = 65535.0 if peak <= 65535 else peak
+        else:
+            hi = 255.0
         arr = np.clip(arr / hi * 255.0 + 0.5, 0, 255).astype(np.uint8)
         return np.repeat(arr[..., None], 3, axis=2)
     if img.mode == "F":

@@ -1,0 +1,153 @@
+"""Write a synthetic dataset folder (the layout of ARCHITECTURE.md).
+
+::
+
+    DIR/images/000001.jpg ...        RGB JPEG (quality 95)
+    DIR/labels/000001.png ...        palette PNG, values 0-14 (taxonomy.PALETTE)
+    DIR/clothing.json                COCO instances, ModaNet categories 1-13
+    DIR/body.json                    COCO instances, category 1 "person"
+    DIR/{train,val,test}.json        clothing splits
+    DIR/body_{train,val,test}.json   body splits (same image assignment)
+    DIR/synth.json                   generator settings and per-class counts
+
+Image ``i`` (0-based) has id ``i + 1`` and is rendered from the random stream
+``default_rng([seed, i])``, so it does not depend on ``n`` or on other images, and a
+seed always gives byte-identical files. Clothing annotations carry ``person_id``,
+the id of the wearer's annotation in ``body.json``.
+"""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable, Sequence
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+from PIL import Image
+
+from clothparse import taxonomy
+from clothparse.data.split import DEFAULT_NAMES, check_ratios, split_annotations
+from clothparse.data.synth.coco import region_annotations
+from clothparse.data.synth.scene import (
+    MIN_INSTANCE_AREA,
+    MIN_PERSON_AREA,
+    instance_map,
+    person_map,
+    render_scene,
+)
+from clothparse.errors import ConfigError
+from clothparse.io.atomic import write_bytes, write_json
+
+FORMAT = "clothparse-synth/1"
+MIN_SIZE, MAX_SIZE = 64, 4096
+JPEG_QUALITY = 95
+
+Progress = Callable[[int, int], None]
+
+
+def encode_jpeg(image: np.ndarray) -> bytes:
+    """JPEG bytes of a uint8 [H, W, 3] RGB image (quality 95, no chroma subsampling)."""
+    buf = io.BytesIO()
+    Image.fromarray(image, "RGB").save(buf, "JPEG", quality=JPEG_QUALITY, subsampling=0)
+    return buf.getvalue()
+
+
+def encode_label_png(label_map: np.ndarray) -> bytes:
+    """Palette-PNG bytes of a uint8 [H, W] label map (values 0-14, taxonomy palette)."""
+    h, w = label_map.shape
+    im = Image.frombytes("P", (w, h), np.ascontiguousarray(label_map, dtype=np.uint8).tobytes())
+    im.putpalette(taxonomy.palette_flat())
+    buf = io.BytesIO()
+    im.save(buf, "PNG")
+    return buf.getvalue()
+
+
+def check_settings(n: int, size: int, seed: int) -> None:
+    """Raise ConfigError for settings the generator cannot honour."""
+    if n < 0:
+        raise ConfigError(f"number of images must be >= 0, got {n}")
+    if not MIN_SIZE <= size <= MAX_SIZE:
+        raise ConfigError(f"image size must be between {MIN_SIZE} and {MAX_SIZE} px, got {size}")
+    if seed < 0:
+        raise ConfigError(f"seed must be >= 0, got {seed}")
+
+
+def _coco(info: dict[str, Any], images: list[dict[str, Any]], anns: list[dict[str, Any]], cats: list[dict[str, object]]) -> dict[str, Any]:
+    return {"info": info, "licenses": [], "images": images, "annotations": anns, "categories": cats}
+
+
+def write_dataset(
+    out_dir: str | Path,
+    n: int,
+    size: int = 256,
+    seed: int = 0,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Render ``n`` scenes of ``size`` x ``size`` px into ``out_dir``; return the summary (as in synth.json).
+
+    Every file is written atomically. ``progress(done, n)`` is called after each image.
+    Raises ConfigError for n < 0, a size outside 64-4096, a negative seed or bad ratios.
+    """
+    check_settings(n, size, seed)
+    ratios = check_ratios(ratios)
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+
+    images: list[dict[str, Any]] = []
+    clothing: list[dict[str, Any]] = []
+    bodies: list[dict[str, Any]] = []
+    n_classes = taxonomy.NUM_CLOTHING_CLASSES
+    inst_count = np.zeros(n_classes + 1, dtype=np.int64)
+    image_count = np.zeros(n_classes + 1, dtype=np.int64)
+    images_with_people = 0
+    for i in range(n):
+        scene = render_scene(np.random.default_rng([seed, i]), size)
+        image_id, stem = i + 1, f"{i + 1:06d}"
+        write_bytes(out / "images" / f"{stem}.jpg", encode_jpeg(scene.image))
+        write_bytes(out / "labels" / f"{stem}.png", encode_label_png(scene.label_map))
+        images.append({"id": image_id, "file_name": f"{stem}.jpg", "width": size, "height": size})
+        first_body = len(bodies) + 1
+        person_cats = [taxonomy.COCO_PERSON_ID] * len(scene.persons)
+        bodies += region_annotations(person_map(scene), person_cats, image_id, first_body)
+        anns = region_annotations(instance_map(scene), [x.class_id for x in scene.instances], image_id, len(clothing) + 1)
+        for ann, inst in zip(anns, scene.instances, strict=True):
+            ann["person_id"] = first_body + inst.person
+            inst_count[inst.class_id] += 1
+        clothing += anns
+        image_count[sorted({inst.class_id for inst in scene.instances})] += 1
+        images_with_people += bool(scene.persons)
+        if progress is not None:
+            progress(i + 1, n)
+
+    settings = {"n": n, "size": size, "seed": seed, "ratios": list(ratios),
+                "min_instance_area": MIN_INSTANCE_AREA, "min_person_area": MIN_PERSON_AREA}
+    info = {"description": "clothparse synthetic paper-doll dataset", "format": FORMAT, **settings}
+    datasets = (
+        ("clothing.json", "", _coco(info, images, clothing, taxonomy.coco_categories())),
+        ("body.json", "body_", _coco(info, images, bodies, taxonomy.person_categories())),
+    )
+    splits: dict[str, int] = {}
+    for file_name, split_prefix, coco in datasets:
+        write_json(out / file_name, coco, indent=None)
+        for name, sub in split_annotations(coco, ratios, seed, DEFAULT_NAMES).items():
+            write_json(out / f"{split_prefix}{name}.json", sub, indent=None)
+            splits[name] = len(sub["images"])
+
+    summary: dict[str, Any] = {
+        "format": FORMAT,
+        **settings,
+        "images": n,
+        "images_with_people": images_with_people,
+        "persons": len(bodies),
+        "instances": len(clothing),
+        "splits": splits,
+        "classes": {
+            taxonomy.class_name(c): {"instances": int(inst_count[c]), "images": int(image_count[c])}
+            for c in range(1, n_classes + 1)
+        },
+    }
+    write_json(out / "synth.json", summary)
+    return summary

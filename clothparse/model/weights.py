@@ -1,0 +1,137 @@
+"""Pretrained initialisation from torchvision weights, strictly offline.
+
+Files are looked up in the torch hub cache, ``torch.hub.get_dir()/checkpoints/<name>``
+(``<name>`` = last part of the torchvision weights URL, e.g.
+``maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth``), or taken from an explicit file
+(``--weights``). Nothing is ever downloaded: a missing file raises
+``WeightsUnavailableError`` naming the file and the folder to put it in.
+
+What each ``init`` loads:
+- ``imagenet``: the torchvision ImageNet ResNet-50/101 classifier weights into the
+  backbone trunk; FPN and heads stay random.
+- ``coco`` + ``resnet50``: torchvision's COCO Mask R-CNN R50-FPN (``COCO_V1``), every
+  tensor whose shape fits; the class-specific predictors (91 COCO classes vs ours) are
+  skipped and stay random.
+- ``coco`` + ``resnet101``: torchvision publishes no R101 Mask R-CNN, so this is a
+  hybrid, stated honestly: ImageNet R101 trunk + the COCO R50-FPN model's FPN, RPN,
+  box head and mask head (their shapes do not depend on the trunk depth). The trunk
+  was never trained jointly with those heads, so fine-tuning matters more than for R50.
+- ``small``: no pretrained weights exist; any init but ``none`` is a ``ConfigError``.
+
+Weights are read with safetensors or ``torch.load(weights_only=True)``: no unpickling.
+"""
+
+from __future__ import annotations
+
+import logging
+from pathlib import Path
+
+import torch
+from torch import nn
+
+from clothparse.config import ModelConfig
+from clothparse.errors import ConfigError, ModelError, WeightsUnavailableError
+
+log = logging.getLogger(__name__)
+
+COCO_MASKRCNN_R50_URL = "https://download.pytorch.org/models/maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth"
+IMAGENET_URLS = {
+    "resnet50": "https://download.pytorch.org/models/resnet50-0676ba61.pth",
+    "resnet101": "https://download.pytorch.org/models/resnet101-63fe2227.pth",
+}
+
+
+def hub_checkpoint_dir() -> Path:
+    """The folder torchvision caches downloaded weights in."""
+    return Path(torch.hub.get_dir()) / "checkpoints"
+
+
+def file_name(url: str) -> str:
+    return url.rsplit("/", 1)[-1]
+
+
+def resolve(url: str, weights_path: str | Path | None = None) -> Path:
+    """Path of the weights file for ``url``: ``weights_path`` if given, else the hub cache.
+
+    Raises ``WeightsUnavailableError`` (one line: which file, which folder) when absent.
+    """
+    if weights_path is not None:
+        p = Path(weights_path)
+        if not p.is_file():
+            raise WeightsUnavailableError("weights file not found", p)
+        return p
+    p = hub_checkpoint_dir() / file_name(url)
+    if p.is_file():
+        return p
+    raise WeightsUnavailableError(
+        f"pretrained weights not available offline: place {file_name(url)} (from {url}) "
+        f"in {hub_checkpoint_dir()} or pass --weights FILE"
+    )
+
+
+def load_state(path: str | Path) -> dict[str, torch.Tensor]:
+    """Read a state dict (``.safetensors`` or a tensors-only torch file) without unpickling."""
+    path = Path(path)
+    try:
+        if path.suffix == ".safetensors":
+            from safetensors.torch import load_file
+
+            return load_file(str(path), device="cpu")
+        state = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # corrupt file, or pickled objects weights_only refuses
+        raise ModelError(f"cannot read weights ({type(exc).__name__}: {exc})", path) from None
+    if isinstance(state, dict) and "model" in state and isinstance(state["model"], dict):
+        state = state["model"]  # torchvision reference-script checkpoints nest the weights
+    if not isinstance(state, dict):
+        raise ModelError("not a state dict", path)
+    return {k: v for k, v in state.items() if isinstance(v, torch.Tensor)}
+
+
+def load_matching(module: nn.Module, state: dict[str, torch.Tensor], source: str) -> tuple[int, list[str]]:
+    """Copy every tensor of ``state`` whose name and shape exist in ``module``.
+
+    Returns (number loaded, names skipped for a shape mismatch). Skips are logged:
+    they are expected for class-specific predictors (e.g. 91 COCO vs 13 ModaNet classes).
+    """
+    own = module.state_dict()
+    take: dict[str, torch.Tensor] = {}
+    skipped: list[str] = []
+    for k, v in state.items():
+        if k not in own:
+            continue
+        if own[k].shape != v.shape:
+            skipped.append(k)
+            continue
+        take[k] = v.to(own[k].dtype)
+    module.load_state_dict(take, strict=False)
+    if skipped:
+        log.info("%s: skipped %d tensors with a different shape: %s", source, len(skipped), ", ".join(skipped))
+    log.info("%s: loaded %d of %d tensors", source, len(take), len(own))
+    return len(take), skipped
+
+
+def init_model(model: nn.Module, cfg: ModelConfig, init: str, weights_path: str | Path | None = None) -> None:
+    """Initialise ``model`` (built from ``cfg``) in place; see the module docstring."""
+    if init == "none":
+        return
+    if init not in ("imagenet", "coco"):
+        raise ConfigError(f"unknown init {init!r}; choose from none, imagenet, coco")
+    if cfg.backbone == "small":
+        raise ConfigError("the small backbone has no pretrained weights; use --init none")
+    body: nn.Module = model.get_submodule("backbone.body")
+    if init == "imagenet":
+        path = resolve(IMAGENET_URLS[cfg.backbone], weights_path)
+        n, _ = load_matching(body, load_state(path), str(path))
+        if n == 0:
+            raise ModelError(f"no tensor matches the {cfg.backbone} trunk", path)
+        return
+    coco_path = resolve(COCO_MASKRCNN_R50_URL, weights_path)
+    coco = load_state(coco_path)
+    if cfg.backbone == "resnet101":
+        # Resolve both files before loading either, so one error names what is missing.
+        r101 = resolve(IMAGENET_URLS["resnet101"])
+        coco = {k: v for k, v in coco.items() if not k.startswith("backbone.body.")}
+        load_matching(body, load_state(r101), str(r101))
+    n, _ = load_matching(model, coco, str(coco_path))
+    if n == 0:
+        raise ModelError("no tensor matches a torchvision Mask R-CNN", coco_path)

@@ -1,0 +1,270 @@
+"""Batch parsing: expand inputs, parse each photo in isolation, write outputs all-or-nothing.
+
+Per photo ``NAME``: ``NAME_labels.png``, ``NAME_overlay.png`` and ``NAME.json`` are
+encoded in memory first and written (each atomically) only once everything for that
+photo succeeded; the JSON goes last, so its presence means the photo is complete. A
+failure in one photo is reported and the batch goes on. The batch ends with
+``results_coco.json`` (COCO results ``cpt eval --results`` reads).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import glob
+import json
+import time
+from collections import Counter
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clothparse.errors import CptError, DataError
+from clothparse.io.atomic import write_bytes, write_json
+from clothparse.io.images import IMAGE_SUFFIXES, read_rgb
+from clothparse.parse.outputs import OverlayOptions, encode_result
+from clothparse.parse.pipeline import Parser
+
+RESULTS_NAME = "results_coco.json"
+_GLOB_CHARS = set("*?[")
+
+
+def expand_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path], list[CptError]]:
+    """Files, folders (their images, sorted, not recursive) and globs -> (unique paths, errors).
+
+    A file named explicitly is kept whatever its suffix (decoding decides); folders and
+    globs contribute only files with an image suffix. Inputs that match nothing become
+    errors, so the caller can report them and still parse the rest.
+    """
+    paths: list[Path] = []
+    errors: list[CptError] = []
+    for raw in inputs:
+        text = str(raw)
+        p = Path(text)
+        if p.is_dir():
+            found = sorted(q for q in p.iterdir() if q.is_file() and q.suffix.lower() in IMAGE_SUFFIXES)
+            if not found:
+                errors.append(DataError("folder holds no images", p))
+            paths.extend(found)
+        elif p.exists():
+            paths.append(p)
+        elif _GLOB_CHARS & set(text):
+            found = sorted(
+                Path(q) for q in glob.glob(text, recursive=True)
+                if Path(q).is_file() and Path(q).suffix.lower() in IMAGE_SUFFIXES
+            )
+            if not found:
+                errors.append(DataError("pattern matches no images", text))
+            paths.extend(found)
+        else:
+            errors.append(DataError("no such file or folder", p))
+    unique: dict[str, Path] = {}
+    for q in paths:
+        unique.setdefault(str(q.resolve()), q)
+    return list(unique.values()), errors
+
+
+def output_names(paths: Sequence[Path]) -> list[str]:
+    """One output name per input: the file stem, made unique (``stem-2``, ...) on clashes."""
+    seen: Counter[str] = Counter()
+    names = []
+    for p in paths:
+        seen[p.stem] += 1
+        names.append(p.stem if seen[p.stem] == 1 else f"{p.stem}-{seen[p.stem]}")
+    return names
+
+
+def output_files(out_dir: Path, name: str) -> tuple[Path, Path, Path]:
+    """(json, labels png, overlay png) of one photo."""
+    return out_dir / f"{name}.json", out_dir / f"{name}_labels.png", out_dir / f"{name}_overlay.png"
+
+
+def load_image_ids(ann_path: str | Path) -> dict[str, int]:
+    """file_name -> image id from a COCO annotation file (also keyed by base name when unique)."""
+    ann_path = Path(ann_path)
+    try:
+        doc = json.loads(ann_path.read_text(encoding="utf-8"))
+        images = doc["images"]
+        pairs = [(str(im["file_name"]), int(im["id"])) for im in images]
+    except FileNotFoundError:
+        raise DataError("annotation file not found", ann_path) from None
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
+        raise DataError(f"not a COCO annotation file ({type(exc).__name__}: {exc})", ann_path) from None
+    ids = dict(pairs)
+    base = Counter(Path(f).name for f, _ in pairs)
+    for f, i in pairs:
+        if base[Path(f).name] == 1:
+            ids.setdefault(Path(f).name, i)
+    return ids
+
+
+def image_id_for(path: Path, ids: dict[str, int]) -> int | None:
+    """The id of ``path`` in ``ids``: matched on its last one or more path components."""
+    parts = path.parts
+    for k in range(len(parts), 0, -1):
+        key = "/".join(parts[-k:])
+        if key in ids:
+            return ids[key]
+    return None
+
+
+def coco_records(record: dict[str, Any], image_id: int) -> list[dict[str, Any]]:
+    """COCO results (category_id, bbox xywh, score, RLE segmentation) from a per-image record.
+
+    Items whose refined mask is empty are left out: there is nothing to match.
+    """
+    out = []
+    for it in record["items"]:
+        if it["area"] <= 0:
+            continue
+        x1, y1, x2, y2 = it["box"]
+        out.append(
+            {
+                "image_id": image_id,
+                "category_id": int(it["class_id"]),
+                "bbox": [x1, y1, x2 - x1, y2 - y1],
+                "score": it["score"],
+                "segmentation": it["mask"],
+            }
+        )
+    return out
+
+
+@dataclass
+class Outcome:
+    """What happened to one input: ``ok``, ``skipped`` (outputs existed) or ``failed``."""
+
+    path: Path
+    name: str
+    status: str
+    error: CptError | None = None
+    record: dict[str, Any] | None = None
+
+
+@dataclass
+class BatchSummary:
+    """Counts of a batch run, for the summary table and the exit code."""
+
+    outcomes: list[Outcome] = field(default_factory=list)
+    input_errors: list[CptError] = field(default_factory=list)
+    results_path: Path | None = None
+    missing_ids: list[Path] = field(default_factory=list)
+
+    def count(self, status: str) -> int:
+        return sum(o.status == status for o in self.outcomes)
+
+    @property
+    def failed(self) -> int:
+        return self.count("failed") + len(self.input_errors)
+
+    def items_per_class(self) -> Counter[str]:
+        c: Counter[str] = Counter()
+        for o in self.outcomes:
+            if o.record is not None:
+                c.update(it["class"] for it in o.record["items"] if it["area"] > 0)
+        return c
+
+    def mean_timings_ms(self) -> dict[str, float]:
+        """Mean per-stage milliseconds over the photos parsed in this run (not skipped ones)."""
+        done = [o.record["timings_ms"] for o in self.outcomes if o.status == "ok" and o.record is not None]
+        if not done:
+            return {}
+        return {k: sum(t[k] for t in done) / len(done) for k in done[0]}
+
+
+def _as_cpt_error(exc: BaseException, path: Path) -> CptError:
+    """A one-line error naming ``path``; the original stays as ``__cause__`` for CPT_DEBUG tracebacks."""
+    if isinstance(exc, CptError) and exc.path:
+        return exc
+    if isinstance(exc, CptError):
+        err = CptError(str(exc), path)
+    elif isinstance(exc, MemoryError):
+        err = CptError("out of memory while parsing this image", path)
+    elif isinstance(exc, OSError) and exc.strerror:
+        where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
+        err = CptError(f"{exc.strerror}{where}", path)
+    else:
+        err = CptError(f"{type(exc).__name__}: {exc}", path)
+    err.__cause__ = exc
+    return err
+
+
+def parse_one(parser: Parser, path: Path, name: str, out_dir: Path, options: OverlayOptions) -> dict[str, Any]:
+    """Decode, parse, encode and write one photo; returns its JSON record. Raises on failure,
+    leaving none of its outputs behind."""
+    t0 = time.perf_counter()
+    image = read_rgb(path)
+    decode_s = time.perf_counter() - t0
+    result = parser.parse(image, decode_s=decode_s)
+    enc = encode_result(result, image, str(path), options)
+    json_path, labels_path, overlay_path = output_files(out_dir, name)
+    written: list[Path] = []
+    try:
+        for target, data in ((labels_path, enc.labels_png), (overlay_path, enc.overlay_png)):
+            write_bytes(target, data)
+            written.append(target)
+        write_json(json_path, enc.record, indent=None)  # compact: polygons run to thousands of numbers
+    except BaseException:
+        for p in written:  # all three or none
+            with contextlib.suppress(OSError):
+                p.unlink()
+        raise
+    return enc.record
+
+
+def run_batch(
+    parser: Parser,
+    paths: Sequence[Path],
+    out_dir: Path,
+    options: OverlayOptions = OverlayOptions(),
+    skip_existing: bool = False,
+    image_ids: dict[str, int] | None = None,
+    on_error: Callable[[CptError], None] | None = None,
+    on_done: Callable[[Outcome], None] | None = None,
+) -> BatchSummary:
+    """Parse ``paths`` into ``out_dir``; per-photo errors go to ``on_error`` and the batch goes on.
+
+    ``image_ids`` (file name -> COCO image id, from ``--ann``) names the images in
+    ``results_coco.json``; without it image ids are 1-based positions in ``paths``.
+    With ``skip_existing`` a photo whose three outputs exist is not parsed again; its
+    stored JSON still feeds ``results_coco.json`` so that file always covers the batch.
+    """
+    out_dir.mkdir(parents=True, exist_ok=True)
+    summary = BatchSummary()
+    coco: list[dict[str, Any]] = []
+    for k, (path, name) in enumerate(zip(paths, output_names(paths), strict=True)):
+        files = output_files(out_dir, name)
+        outcome = Outcome(path, name, "ok")
+        try:
+            if skip_existing and all(f.is_file() for f in files):
+                outcome.status = "skipped"
+                outcome.record = _read_record(files[0])
+            else:
+                outcome.record = parse_one(parser, path, name, out_dir, options)
+        except Exception as exc:
+            outcome.status = "failed"
+            outcome.error = _as_cpt_error(exc, path)
+            if on_error is not None:
+                on_error(outcome.error)
+        if outcome.record is not None:
+            image_id = k + 1 if image_ids is None else image_id_for(path, image_ids)
+            if image_id is None:
+                summary.missing_ids.append(path)
+            else:
+                coco.extend(coco_records(outcome.record, image_id))
+        summary.outcomes.append(outcome)
+        if on_done is not None:
+            on_done(outcome)
+    summary.results_path = out_dir / RESULTS_NAME
+    write_json(summary.results_path, coco, indent=None)
+    return summary
+
+
+def _read_record(path: Path) -> dict[str, Any]:
+    try:
+        record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
+        if not isinstance(record["items"], list):
+            raise TypeError("items is not a list")
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError) as exc:
+        raise DataError(f"existing output is unreadable ({type(exc).__name__}); delete it or drop --skip-existing", path) from None
+    return record

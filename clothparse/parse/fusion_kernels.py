@@ -1,0 +1,352 @@
+"""Numba kernels of the fusion step (``clothparse.parse.fusion`` is the public API).
+
+Every kernel is ``@njit(cache=True)`` so a second process loads machine code from
+``__pycache__`` instead of recompiling. Masks are pasted on the fly with the float32
+arithmetic of ``clothparse.parse.paste`` (same operations, same order, so results are
+bit-identical to that numpy port); no full-resolution per-detection mask is ever made.
+
+Conventions: ``labels`` int32 [H, W] superpixel ids 0..S-1; ``image`` uint8 [H, W, 3]
+RGB; ``boxes`` float32 [N, 4] xyxy image pixels; ``pmasks`` float32 [N, M+2, M+2]
+mask probabilities already padded by one zero pixel; ``scale`` float32 (M+2)/M;
+``thresh`` float32 binarisation threshold (pasted probability >= thresh is "in").
+"""
+
+from __future__ import annotations
+
+import numpy as np
+from numba import njit, prange
+
+_F0 = np.float32(0.0)
+_F1 = np.float32(1.0)
+_FH = np.float32(0.5)
+
+
+@njit(cache=True, inline="always")
+def _paste_box(boxes: np.ndarray, n: int, scale: np.float32, im_h: int, im_w: int) -> tuple[int, int, int, int, int, int, int, int]:
+    """Expanded integer box of detection n and its visible part.
+
+    Returns (bx1, by1, out_w, out_h, x0, x1, y0, y1): box origin, resized mask size,
+    and the visible image columns x0..x1-1 / rows y0..y1-1 (x1 <= x0 means empty).
+    """
+    x1 = boxes[n, 0]
+    y1 = boxes[n, 1]
+    x2 = boxes[n, 2]
+    y2 = boxes[n, 3]
+    w_half = (x2 - x1) * _FH * scale
+    h_half = (y2 - y1) * _FH * scale
+    xc = (x2 + x1) * _FH
+    yc = (y2 + y1) * _FH
+    bx1 = int(xc - w_half)  # int() truncates toward zero, as Tensor.to(int64)
+    by1 = int(yc - h_half)
+    bx2 = int(xc + w_half)
+    by2 = int(yc + h_half)
+    out_w = max(bx2 - bx1 + 1, 1)
+    out_h = max(by2 - by1 + 1, 1)
+    return bx1, by1, out_w, out_h, max(bx1, 0), min(bx2 + 1, im_w), max(by1, 0), min(by2 + 1, im_h)
+
+
+@njit(cache=True, inline="always")
+def _src_index(dst: int, out_size: int, in_size: int) -> tuple[int, int, np.float32, np.float32]:
+    """Bilinear (align_corners=False) source indices and weights of one output position."""
+    scale = np.float32(in_size) / np.float32(out_size)
+    src = scale * (np.float32(dst) + _FH) - _FH
+    if src < _F0:
+        src = _F0
+    i0 = min(int(src), in_size - 1)
+    l1 = src - np.float32(i0)
+    if l1 < _F0:
+        l1 = _F0
+    if l1 > _F1:
+        l1 = _F1
+    i1 = i0 + 1 if i0 < in_size - 1 else i0
+    return i0, i1, _F1 - l1, l1
+
+
+@njit(cache=True)
+def _hrows(pm: np.ndarray, out_w: int, c0: int, c1: int, thresh: np.float32) -> tuple[np.ndarray, np.ndarray]:
+    """Every padded-mask row resized horizontally (output columns c0..c1-1) and its live span.
+
+    Returns (hr float32 [M+2, c1-c0], span int64 [M+2, 2]): span[r] = first and one past
+    the last column with hr[r, j] >= thresh * (1 - 1e-6) (empty: (n, 0)). A vertical blend
+    v = a*l0 + b*l1 exceeds max(a, b) by at most ~3 float32 ulps (l0 + l1 may round
+    above 1), so columns outside both rows' spans have v < thresh and can be skipped
+    without changing any result.
+    """
+    m2 = pm.shape[0]
+    n = c1 - c0
+    hr = np.empty((m2, n), np.float32)
+    for j in range(n):
+        i0, i1, l0, l1 = _src_index(c0 + j, out_w, m2)
+        for r in range(m2):
+            hr[r, j] = pm[r, i0] * l0 + pm[r, i1] * l1
+    low = np.float64(thresh) * (1.0 - 1e-6)
+    span = np.empty((m2, 2), np.int64)
+    for r in range(m2):
+        lo = n
+        hi = 0
+        for j in range(n):
+            if hr[r, j] >= low:
+                lo = min(lo, j)
+                hi = j + 1
+        span[r, 0] = lo
+        span[r, 1] = hi
+    return hr, span
+
+
+@njit(cache=True, parallel=True)
+def superpixel_stats(labels: np.ndarray, image: np.ndarray, n_sp: int, n_chunks: int, adj: np.ndarray) -> np.ndarray:
+    """int64 [S, 6]: per superpixel (pixel count, sum of rows, sum of cols, sum R, sum G, sum B).
+
+    Also marks 4-connected superpixel pairs in ``adj`` (uint8 [S, S], symmetric) when it
+    is S x S; pass a 0 x 0 array to skip. Concurrent writes to ``adj`` all store 1.
+    """
+    h, w = labels.shape
+    acc = np.zeros((n_chunks, n_sp, 6), np.int64)
+    dense = adj.shape[0] == n_sp
+    rows_per = (h + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        a = acc[t]
+        for y in range(t * rows_per, min(h, (t + 1) * rows_per)):
+            # Sums over runs of equal labels stay in registers (see paste_coverage).
+            cur = labels[y, 0]
+            n = 0
+            sx = 0
+            sr = 0
+            sg = 0
+            sb = 0
+            for x in range(w):
+                s = labels[y, x]
+                if s != cur:
+                    a[cur, 0] += n
+                    a[cur, 1] += n * y
+                    a[cur, 2] += sx
+                    a[cur, 3] += sr
+                    a[cur, 4] += sg
+                    a[cur, 5] += sb
+                    cur = s
+                    n = 0
+                    sx = 0
+                    sr = 0
+                    sg = 0
+                    sb = 0
+                n += 1
+                sx += x
+                sr += image[y, x, 0]
+                sg += image[y, x, 1]
+                sb += image[y, x, 2]
+                if dense:
+                    if x + 1 < w:
+                        r = labels[y, x + 1]
+                        if r != s:
+                            adj[s, r] = 1
+                            adj[r, s] = 1
+                    if y + 1 < h:
+                        d = labels[y + 1, x]
+                        if d != s:
+                            adj[s, d] = 1
+                            adj[d, s] = 1
+            a[cur, 0] += n
+            a[cur, 1] += n * y
+            a[cur, 2] += sx
+            a[cur, 3] += sr
+            a[cur, 4] += sg
+            a[cur, 5] += sb
+    out = np.zeros((n_sp, 6), np.int64)
+    for t in range(n_chunks):
+        out += acc[t]
+    return out
+
+
+@njit(cache=True)
+def dense_to_csr(adj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """CSR (indptr int64 [S+1], indices int32 [E]) of a symmetric uint8 [S, S] adjacency; neighbours ascending."""
+    n = adj.shape[0]
+    indptr = np.zeros(n + 1, np.int64)
+    for i in range(n):
+        indptr[i + 1] = indptr[i] + np.count_nonzero(adj[i])
+    indices = np.empty(indptr[n], np.int32)
+    for i in range(n):
+        k = indptr[i]
+        for j in range(n):
+            if adj[i, j]:
+                indices[k] = j
+                k += 1
+    return indptr, indices
+
+
+@njit(cache=True)
+def boundary_pairs(labels: np.ndarray) -> np.ndarray:
+    """int64 [K, 2] (a < b) of 4-connected label pairs, with repeats (deduplicate afterwards)."""
+    h, w = labels.shape
+    out = np.empty((2 * h * w, 2), np.int64)
+    k = 0
+    for y in range(h):
+        for x in range(w):
+            s = labels[y, x]
+            if x + 1 < w and labels[y, x + 1] != s:
+                r = labels[y, x + 1]
+                out[k, 0] = min(s, r)
+                out[k, 1] = max(s, r)
+                k += 1
+            if y + 1 < h and labels[y + 1, x] != s:
+                d = labels[y + 1, x]
+                out[k, 0] = min(s, d)
+                out[k, 1] = max(s, d)
+                k += 1
+    return out[:k]
+
+
+@njit(cache=True, parallel=True)
+def paste_coverage(labels: np.ndarray, boxes: np.ndarray, pmasks: np.ndarray, scale: np.float32, thresh: np.float32, n_sp: int, order: np.ndarray, bin_ptr: np.ndarray) -> np.ndarray:
+    """int32 [N, S]: pixels of superpixel s where detection n's pasted probability >= thresh.
+
+    Work is split into len(bin_ptr)-1 bins of detections (``order[bin_ptr[t]:bin_ptr[t+1]]``),
+    balanced by box area by the caller; each detection writes only its own row.
+    """
+    h, w = labels.shape
+    n_det = boxes.shape[0]
+    cov = np.zeros((n_det, n_sp), np.int32)
+    for t in prange(bin_ptr.shape[0] - 1):
+        for k in range(bin_ptr[t], bin_ptr[t + 1]):
+            n = order[k]
+            bx1, by1, out_w, out_h, x0, x1, y0, y1 = _paste_box(boxes, n, scale, h, w)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            pm = pmasks[n]
+            m2 = pm.shape[0]
+            hr, span = _hrows(pm, out_w, x0 - bx1, x1 - bx1, thresh)
+            hit = np.empty(x1 - x0, np.int32)
+            row = cov[n]
+            for y in range(y0, y1):
+                i0, i1, l0, l1 = _src_index(y - by1, out_h, m2)
+                j0 = min(span[i0, 0], span[i1, 0])
+                j1 = max(span[i0, 1], span[i1, 1])
+                if j1 <= j0:
+                    continue
+                # Count runs of equal labels in a register: consecutive increments of
+                # the same memory cell would serialise on store-to-load forwarding.
+                for j in range(j0, j1):  # branch-free, so it vectorises
+                    hit[j] = hr[i0, j] * l0 + hr[i1, j] * l1 >= thresh
+                cur = labels[y, x0 + j0]
+                c = 0
+                for j in range(j0, j1):
+                    lab = labels[y, x0 + j]
+                    if lab != cur:
+                        row[cur] += c
+                        cur = lab
+                        c = 0
+                    c += hit[j]
+                row[cur] += c
+    return cov
+
+
+@njit(cache=True, parallel=True)
+def paint_masks(out: np.ndarray, value: np.ndarray, boxes: np.ndarray, pmasks: np.ndarray, scale: np.float32, thresh: np.float32, order: np.ndarray) -> None:
+    """Paint detections into uint8 [H, W] ``out`` in ``order``: a pixel still 0 with pasted
+    probability >= thresh takes ``value[n]`` (so earlier detections in ``order`` win)."""
+    h, w = out.shape
+    for k in range(order.shape[0]):
+        n = order[k]
+        bx1, by1, out_w, out_h, x0, x1, y0, y1 = _paste_box(boxes, n, scale, h, w)
+        if x1 <= x0 or y1 <= y0:
+            continue
+        pm = pmasks[n]
+        m2 = pm.shape[0]
+        hr, span = _hrows(pm, out_w, x0 - bx1, x1 - bx1, thresh)
+        val = value[n]
+        for y in prange(y0, y1):
+            i0, i1, l0, l1 = _src_index(y - by1, out_h, m2)
+            for j in range(min(span[i0, 0], span[i1, 0]), max(span[i0, 1], span[i1, 1])):
+                if out[y, x0 + j] == 0 and hr[i0, j] * l0 + hr[i1, j] * l1 >= thresh:
+                    out[y, x0 + j] = val
+
+
+@njit(cache=True, parallel=True)
+def count_in_mask(labels: np.ndarray, mask: np.ndarray, n_sp: int, n_chunks: int) -> np.ndarray:
+    """int64 [S]: pixels of each superpixel where uint8 [H, W] ``mask`` is non-zero."""
+    h, w = labels.shape
+    acc = np.zeros((n_chunks, n_sp), np.int64)
+    rows_per = (h + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        for y in range(t * rows_per, min(h, (t + 1) * rows_per)):
+            for x in range(w):
+                if mask[y, x]:
+                    acc[t, labels[y, x]] += 1
+    return acc.sum(axis=0)
+
+
+@njit(cache=True)
+def probs_at(points: np.ndarray, boxes: np.ndarray, pmasks: np.ndarray, scale: np.float32, im_h: int, im_w: int) -> np.ndarray:
+    """float32 [N, P]: pasted probability of every detection at int64 [P, 2] (row, col) points (0 outside)."""
+    n_det = boxes.shape[0]
+    n_pts = points.shape[0]
+    out = np.zeros((n_det, n_pts), np.float32)
+    for n in range(n_det):
+        bx1, by1, out_w, out_h, x0, x1, y0, y1 = _paste_box(boxes, n, scale, im_h, im_w)
+        pm = pmasks[n]
+        m2 = pm.shape[0]
+        for p in range(n_pts):
+            y = points[p, 0]
+            x = points[p, 1]
+            if y0 <= y < y1 and x0 <= x < x1:
+                xi0, xi1, xl0, xl1 = _src_index(x - bx1, out_w, m2)
+                yi0, yi1, yl0, yl1 = _src_index(y - by1, out_h, m2)
+                t0 = pm[yi0, xi0] * xl0 + pm[yi0, xi1] * xl1
+                t1 = pm[yi1, xi0] * xl0 + pm[yi1, xi1] * xl1
+                out[n, p] = t0 * yl0 + t1 * yl1
+    return out
+
+
+@njit(cache=True)
+def grow(sp_inst: np.ndarray, candidate: np.ndarray, lab: np.ndarray, inst_rank: np.ndarray, indptr: np.ndarray, indices: np.ndarray, thresh2: float, max_iters: int) -> tuple[np.ndarray, np.ndarray, int]:
+    """Synchronous region growth over the adjacency graph.
+
+    Each round, every unassigned ``candidate`` superpixel looks at its neighbours that
+    were assigned before the round and takes the instance of the one with the nearest
+    mean Lab colour (squared distance ``< thresh2``; ties: better instance rank, then
+    lower superpixel id). Rounds repeat until nothing changes or ``max_iters`` rounds.
+    Returns (new sp_inst int32 [S], grown bool [S], rounds run).
+    """
+    n_sp = sp_inst.shape[0]
+    cur = sp_inst.copy()
+    grown = np.zeros(n_sp, np.bool_)
+    nxt = cur.copy()
+    rounds = 0
+    while rounds < max_iters:
+        changed = False
+        for s in range(n_sp):
+            if cur[s] >= 0 or not candidate[s]:
+                continue
+            best_d = thresh2
+            best_i = -1
+            best_r = 0
+            for k in range(indptr[s], indptr[s + 1]):
+                nb = indices[k]
+                i = cur[nb]
+                if i < 0:
+                    continue
+                d = (lab[s, 0] - lab[nb, 0]) ** 2 + (lab[s, 1] - lab[nb, 1]) ** 2 + (lab[s, 2] - lab[nb, 2]) ** 2
+                if d < best_d or (best_i >= 0 and d == best_d and inst_rank[i] < best_r):
+                    best_d = d
+                    best_i = i
+                    best_r = inst_rank[i]
+            if best_i >= 0:
+                nxt[s] = best_i
+                grown[s] = True
+                changed = True
+        rounds += 1
+        if not changed:
+            break
+        cur[:] = nxt
+    return cur, grown, rounds
+
+
+@njit(cache=True, parallel=True)
+def lookup(labels: np.ndarray, lut: np.ndarray) -> np.ndarray:
+    """uint8 [H, W]: ``lut[labels]``."""
+    h, w = labels.shape
+    out = np.empty((h, w), np.uint8)
+    for y in prange(h):
+        for x in range(w):
+            out[y, x] = lut[labels[y, x]]
+    return out

@@ -1,0 +1,157 @@
+"""Plain numpy reference of ``clothparse.parse.fusion.fuse``, for golden tests only.
+
+Written for clarity, not speed: it pastes each mask to full resolution with the numpy
+port of torchvision's paste (``clothparse.parse.paste``), counts with ``np.bincount``,
+builds the adjacency graph as a Python set of label pairs and runs assignment and
+growth as Python loops. It shares no code with the Numba kernels except the colour
+conversions and the parameter/result types, so agreement is evidence, not tautology.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from clothparse.engines.base import Detections
+from clothparse.parse.colour import is_skin, rgb_to_lab
+from clothparse.parse.fusion import FusionParams, FusionResult
+from clothparse.parse.paste import paste_mask
+from clothparse.taxonomy import BODY_LABEL
+
+
+def reference_rank(det: Detections) -> np.ndarray:
+    """int64 [N]: rank by (score desc, class, x1, y1, x2, y2, input index)."""
+    keys = [
+        (-float(det.scores[i]), int(det.classes[i]), *(float(v) for v in det.boxes[i]), i)
+        for i in range(len(det))
+    ]
+    rank = np.empty(len(det), np.int64)
+    for r, k in enumerate(sorted(keys)):
+        rank[k[-1]] = r
+    return rank
+
+
+def reference_adjacency(labels: np.ndarray) -> dict[int, list[int]]:
+    """Superpixel id -> sorted ids of its 4-connected neighbours."""
+    pairs: set[tuple[int, int]] = set()
+    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
+        diff = a != b
+        pairs.update(zip(a[diff].tolist(), b[diff].tolist(), strict=True))
+    nbrs: dict[int, set[int]] = {}
+    for a, b in pairs:
+        nbrs.setdefault(a, set()).add(b)
+        nbrs.setdefault(b, set()).add(a)
+    return {k: sorted(v) for k, v in nbrs.items()}
+
+
+def fuse_reference(image_rgb: np.ndarray, sp_labels: np.ndarray, clothing: Detections, bodies: Detections, params: FusionParams | None = None) -> FusionResult:
+    """Same contract and result as ``fusion.fuse`` (inputs assumed valid)."""
+    p = params or FusionParams()
+    labels = np.asarray(sp_labels, dtype=np.int64)
+    h, w = labels.shape
+    n_sp = int(labels.max()) + 1
+    n_det = len(clothing)
+    thr = np.float32(p.mask_thresh)
+    flat = labels.ravel()
+
+    area = np.bincount(flat, minlength=n_sp)
+    safe = np.maximum(area, 1).astype(np.float64)
+    rows, cols = np.indices((h, w))
+    sums = np.stack([np.bincount(flat, weights=v.ravel().astype(np.float64), minlength=n_sp)
+                     for v in (rows, cols, *np.moveaxis(image_rgb, -1, 0))], axis=1)
+    mean_rgb = sums[:, 2:] / safe[:, None]
+    mean_lab = rgb_to_lab(mean_rgb)
+    skin = is_skin(mean_rgb) & (area > 0)
+    centroid = np.rint(sums[:, :2] / safe[:, None]).astype(np.int64)
+
+    body = np.zeros((h, w), bool)
+    for m, b in zip(bodies.masks, bodies.boxes, strict=True):
+        body |= paste_mask(m, b, (h, w)) >= thr
+    body_cov = np.bincount(flat[body.ravel()], minlength=n_sp) / safe
+    if p.vote == "area":
+        in_body = (body_cov >= p.body_cover_thresh) & (area > 0)
+    else:
+        in_body = body[centroid[:, 0], centroid[:, 1]] & (area > 0)
+    skin_eff = skin & (in_body | (not p.skin_needs_body))
+
+    rank = reference_rank(clothing)
+    cov = np.zeros((n_det, n_sp), np.int64)
+    at_centroid = np.zeros((n_det, n_sp), bool)
+    for i in range(n_det):
+        pasted = paste_mask(clothing.masks[i], clothing.boxes[i], (h, w)) >= thr
+        cov[i] = np.bincount(flat[pasted.ravel()], minlength=n_sp)
+        at_centroid[i] = pasted[centroid[:, 0], centroid[:, 1]]
+
+    sp_inst = np.full(n_sp, -1, np.int64)
+    for s in range(n_sp):
+        if area[s] == 0 or skin_eff[s]:
+            continue
+        best, best_key = -1, None
+        for i in range(n_det):
+            if p.vote == "area":
+                if cov[i, s] == 0 or cov[i, s] / safe[s] < p.cover_thresh:
+                    continue
+                key = (-cov[i, s], rank[i])
+            else:
+                if not at_centroid[i, s]:
+                    continue
+                key = (0, rank[i])
+            if best_key is None or key < best_key:
+                best, best_key = i, key
+        sp_inst[s] = best
+
+    grown = np.zeros(n_sp, bool)
+    rounds = 0
+    nbrs = reference_adjacency(labels)
+    candidate = in_body & ~skin & (area > 0)
+    t2 = float(p.grow_colour_thresh) ** 2
+    while n_det and rounds < p.max_iters and candidate.any():
+        rounds += 1
+        updates = {}
+        for s in np.flatnonzero(candidate & (sp_inst < 0)):
+            options = []
+            for nb in nbrs.get(int(s), []):
+                if sp_inst[nb] >= 0:
+                    d = ((mean_lab[s, 0] - mean_lab[nb, 0]) ** 2 + (mean_lab[s, 1] - mean_lab[nb, 1]) ** 2
+                         + (mean_lab[s, 2] - mean_lab[nb, 2]) ** 2)
+                    if d < t2:
+                        options.append((d, rank[sp_inst[nb]], nb))
+            if options:
+                updates[s] = sp_inst[min(options)[2]]
+        for s, i in updates.items():
+            sp_inst[s] = i
+            grown[s] = True
+        if not updates:
+            break
+
+    sp_class = np.where(in_body, BODY_LABEL, 0).astype(np.int16)
+    for s in range(n_sp):
+        if sp_inst[s] >= 0:
+            sp_class[s] = clothing.classes[sp_inst[s]]
+
+    changed = np.zeros(n_det, bool)
+    iou = np.ones(n_det, np.float64)
+    for i in range(n_det):
+        mine = sp_inst == i
+        inter = cov[i, mine].sum()
+        union = cov[i].sum() + area[mine].sum() - inter
+        iou[i] = inter / union if union > 0 else 1.0
+        changed[i] = bool(grown[mine].any()) or iou[i] < p.changed_iou
+
+    return FusionResult(
+        label_map=sp_class.astype(np.uint8)[labels],
+        sp_labels=labels.astype(np.int32),
+        sp_class=sp_class,
+        sp_instance=sp_inst.astype(np.int32),
+        sp_area=area.astype(np.int64),
+        coverage=(cov.T / safe[:, None]).astype(np.float32),
+        body_coverage=body_cov.astype(np.float32),
+        mean_rgb=mean_rgb.astype(np.float32),
+        mean_lab=mean_lab.astype(np.float32),
+        is_skin=skin,
+        in_body=in_body,
+        grown=grown,
+        changed=changed,
+        refined_iou=iou.astype(np.float32),
+        rank=rank,
+        growth_rounds=rounds,
+    )

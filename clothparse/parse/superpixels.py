@@ -1,0 +1,171 @@
+"""Superpixel backends: SLIC with the seed's parameters behind one small interface.
+
+``get_backend("auto" | "skimage" | "native")`` returns an object with ``.name`` and
+``.segment(image_rgb, n_segments, compactness, sigma)``. Every backend returns int32
+[H, W] labels ``0 .. S-1`` with every label present (contiguous), computed on the
+Lab conversion of the RGB photo like the seed (scikit-image ``slic`` with
+``convert2lab=True``, ``start_label=0``, ``enforce_connectivity=True``).
+
+The native backend is the C++ extension ``clothparse._slic`` (built from ``cpp_ext/``
+by CMake during ``pip install .``). Contract for that module: a function
+``slic(image: uint8 [H, W, 3] C-contiguous RGB, n_segments: int, compactness: float,
+sigma: float) -> int32 [H, W]`` with the same meaning as scikit-image's. ``"auto"``
+uses it when it imports and otherwise falls back to scikit-image, saying so once.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any, Protocol, runtime_checkable
+
+import numpy as np
+
+from clothparse.errors import ConfigError, DataError, DependencyError
+
+log = logging.getLogger(__name__)
+
+#: The seed's SLIC parameters.
+DEFAULT_N_SEGMENTS = 900
+DEFAULT_COMPACTNESS = 20.0
+DEFAULT_SIGMA = 2.0
+
+BACKEND_NAMES = ("auto", "skimage", "native")
+NATIVE_BUILD_HINT = (
+    "the native SLIC extension clothparse._slic is not built; using scikit-image "
+    "(several times slower). Build it with: pip install -e . (needs CMake and a C++17 compiler)"
+)
+
+_told_fallback = False
+
+
+@runtime_checkable
+class SuperpixelBackend(Protocol):
+    """What every superpixel backend offers."""
+
+    name: str
+
+    def segment(
+        self,
+        image_rgb: np.ndarray,
+        n_segments: int = DEFAULT_N_SEGMENTS,
+        compactness: float = DEFAULT_COMPACTNESS,
+        sigma: float = DEFAULT_SIGMA,
+    ) -> np.ndarray:
+        """int32 [H, W] labels 0..S-1 (all present) of an RGB uint8 [H, W, 3] image."""
+        ...
+
+
+def check_image(image_rgb: np.ndarray) -> np.ndarray:
+    """The image as a C-contiguous uint8 [H, W, 3] array; ``DataError`` for anything else."""
+    img = np.asarray(image_rgb)
+    if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 1 or img.shape[1] < 1:
+        raise DataError(f"superpixels need an RGB uint8 [H, W, 3] image, got {img.dtype} {img.shape}")
+    return np.ascontiguousarray(img)
+
+
+def check_params(n_segments: int, compactness: float, sigma: float) -> None:
+    """``ConfigError`` for non-positive segment counts, compactness or negative sigma."""
+    if int(n_segments) < 1:
+        raise ConfigError(f"n_segments must be >= 1, got {n_segments}")
+    if not np.isfinite(compactness) or compactness <= 0:
+        raise ConfigError(f"compactness must be a positive number, got {compactness}")
+    if not np.isfinite(sigma) or sigma < 0:
+        raise ConfigError(f"sigma must be >= 0, got {sigma}")
+
+
+def relabel_contiguous(labels: np.ndarray) -> np.ndarray:
+    """int32 [H, W]: labels renumbered to 0..S-1 in increasing order of the old ids (no gaps)."""
+    lab = np.asarray(labels)
+    if lab.size == 0:
+        return lab.astype(np.int32)
+    if lab.min() < 0:
+        raise ValueError("superpixel labels must be >= 0")
+    counts = np.bincount(lab.ravel())
+    if counts.all():
+        return lab.astype(np.int32, copy=False)
+    remap = np.cumsum(counts > 0, dtype=np.int64) - 1
+    return remap[lab].astype(np.int32)
+
+
+class SkimageSlic:
+    """scikit-image ``slic`` with the seed's conversion to Lab."""
+
+    name = "skimage"
+
+    def segment(
+        self,
+        image_rgb: np.ndarray,
+        n_segments: int = DEFAULT_N_SEGMENTS,
+        compactness: float = DEFAULT_COMPACTNESS,
+        sigma: float = DEFAULT_SIGMA,
+    ) -> np.ndarray:
+        """int32 [H, W] labels 0..S-1 of an RGB uint8 [H, W, 3] image."""
+        from skimage.segmentation import slic
+
+        img = check_image(image_rgb)
+        check_params(n_segments, compactness, sigma)
+        labels = slic(
+            img,
+            n_segments=int(n_segments),
+            compactness=float(compactness),
+            sigma=float(sigma),
+            convert2lab=True,
+            start_label=0,
+            channel_axis=-1,
+        )
+        return relabel_contiguous(labels)
+
+
+class NativeSlic:
+    """The C++ SLIC of ``clothparse._slic`` (same parameters and output as ``SkimageSlic``)."""
+
+    name = "native"
+
+    def __init__(self, module: Any) -> None:
+        self._module = module
+
+    def segment(
+        self,
+        image_rgb: np.ndarray,
+        n_segments: int = DEFAULT_N_SEGMENTS,
+        compactness: float = DEFAULT_COMPACTNESS,
+        sigma: float = DEFAULT_SIGMA,
+    ) -> np.ndarray:
+        """int32 [H, W] labels 0..S-1 of an RGB uint8 [H, W, 3] image."""
+        img = check_image(image_rgb)
+        check_params(n_segments, compactness, sigma)
+        labels = self._module.slic(img, int(n_segments), float(compactness), float(sigma))
+        labels = np.asarray(labels)
+        if labels.shape != img.shape[:2]:
+            raise RuntimeError(f"clothparse._slic returned shape {labels.shape} for an image of {img.shape[:2]}")
+        return relabel_contiguous(labels)
+
+
+def _import_native() -> Any | None:
+    try:
+        from clothparse import _slic  # type: ignore[attr-defined]
+    except ImportError:
+        return None
+    return _slic
+
+
+def get_backend(name: str = "auto") -> SuperpixelBackend:
+    """A superpixel backend by name: ``auto`` (native if built, else scikit-image), ``skimage``, ``native``.
+
+    ``native`` raises ``DependencyError`` when the extension is not built; ``auto`` logs
+    a one-time warning naming how to build it and uses scikit-image.
+    """
+    global _told_fallback
+    if name not in BACKEND_NAMES:
+        raise ConfigError(f"unknown superpixel backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
+    if name == "skimage":
+        return SkimageSlic()
+    native = _import_native()
+    if native is not None:
+        return NativeSlic(native)
+    if name == "native":
+        raise DependencyError(NATIVE_BUILD_HINT.split(";")[0] + "; build it with: pip install -e . (needs CMake and a C++17 compiler)")
+    if not _told_fallback:
+        log.warning(NATIVE_BUILD_HINT)
+        _told_fallback = True
+    return SkimageSlic()

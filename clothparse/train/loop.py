@@ -1,0 +1,267 @@
+"""The training loop: SGD with the seed's settings, linear warm-up, AMP on CUDA, DDP.
+
+An epoch is ``steps_per_epoch`` batches (the seed's Keras convention), followed by a
+validation of ``validation_steps`` batches that reports the same loss components,
+computed in train mode with BatchNorm frozen so validation never updates statistics.
+After each epoch ``RUN/last.*`` (with resume state) is written, and ``RUN/best.*``
+when the validation loss improved. ``time_limit_min`` stops training early enough to
+validate and checkpoint inside the limit (measured from ``t0``, the command's start).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import math
+import random
+import time
+from collections import defaultdict
+from collections.abc import Iterator
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import torch
+from torch import nn
+from torch.utils.data import Dataset
+
+from clothparse.config import ModelConfig, TrainConfig
+from clothparse.errors import CptError, ModelError
+from clothparse.model.builder import build_model
+from clothparse.model.checkpoint import (
+    load_optimizer,
+    read_meta,
+    read_tensors,
+    save_checkpoint,
+    save_optimizer,
+)
+from clothparse.train.data import Batch, forever, make_loader
+from clothparse.train.distributed import agree_any, init_distributed, mean_over_ranks
+from clothparse.train.log import RunLog
+from clothparse.train.progress import ProgressBar
+
+
+@dataclass
+class FitResult:
+    run_dir: Path
+    steps: int
+    epochs: int
+    best_val_loss: float | None
+    last_metrics: dict[str, Any]
+    stopped_by_time_limit: bool
+    wall_s: float
+    model: nn.Module
+    is_main: bool = True
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    dev = torch.device(name)
+    if dev.type == "cuda" and not torch.cuda.is_available():
+        raise CptError(f"--device {name}: CUDA is not available on this machine")
+    return dev
+
+
+def seed_everything(seed: int) -> None:
+    random.seed(seed)
+    np.random.seed(seed % 2**32)  # noqa: NPY002 - third-party code may draw from the legacy global RNG
+    torch.manual_seed(seed)
+
+
+@contextlib.contextmanager
+def loss_mode(model: nn.Module, cfg: ModelConfig) -> Iterator[None]:
+    """Train mode (so the model returns losses) with BatchNorm frozen and the fixed input size."""
+    was = model.training
+    model.train()
+    for m in model.modules():
+        if isinstance(m, nn.modules.batchnorm._BatchNorm):
+            m.eval()
+    tr: Any = model.transform
+    sizes = (tr.min_size, tr.max_size)
+    tr.min_size, tr.max_size = (cfg.min_size,), cfg.max_size
+    try:
+        yield
+    finally:
+        tr.min_size, tr.max_size = sizes
+        model.train(was)
+
+
+def set_scale_jitter(model: nn.Module, cfg: ModelConfig, jitter: tuple[float, float]) -> None:
+    """Scale jitter through the model's own resize: a random short side per training batch."""
+    lo, hi = jitter
+    sizes = sorted({max(32, round(cfg.min_size * (lo + (hi - lo) * i / 4))) for i in range(5)})
+    tr: Any = model.transform
+    tr.min_size = tuple(sizes)
+    tr.max_size = max(cfg.max_size, math.ceil(cfg.max_size * hi))
+
+
+def lr_at(tc: TrainConfig, step: int, drop: bool) -> float:
+    warm = min(1.0, (step + 1) / tc.warmup_steps) if tc.warmup_steps > 0 else 1.0
+    return tc.lr * warm * (0.1 if drop else 1.0)
+
+
+def _to(batch: Batch, device: torch.device) -> Batch:
+    images, targets = batch
+    return (
+        [im.to(device, non_blocking=True) for im in images],
+        [{k: v.to(device, non_blocking=True) for k, v in t.items()} for t in targets],
+    )
+
+
+@torch.no_grad()
+def validate(model: nn.Module, cfg: ModelConfig, loader: Any, steps: int, device: torch.device) -> dict[str, float]:
+    """Mean loss components over ``steps`` batches (fewer if the split is smaller)."""
+    sums: dict[str, float] = defaultdict(float)
+    n = 0
+    with loss_mode(model, cfg):
+        for i, batch in enumerate(loader):
+            if i >= steps:
+                break
+            images, targets = _to(batch, device)
+            losses = model(images, targets)
+            for k, v in losses.items():
+                sums[k] += float(v)
+            sums["loss"] += float(sum(losses.values()))
+            n += 1
+    return {f"val_{k}": v / max(n, 1) for k, v in sums.items()}
+
+
+def _resume_state(run_dir: Path) -> tuple[ModelConfig, dict[str, torch.Tensor], dict[str, Any]]:
+    doc = read_meta(run_dir / "last.json")
+    if "resume" not in doc:
+        raise ModelError("checkpoint has no resume state", run_dir / "last.json")
+    return ModelConfig.from_dict(doc["model_config"]), read_tensors(run_dir / "last.safetensors"), doc
+
+
+def fit(
+    model_cfg: ModelConfig,
+    tc: TrainConfig,
+    train_ds: Dataset[Any],
+    val_ds: Dataset[Any],
+    run_dir: str | Path,
+    *,
+    device: str = "auto",
+    weights_path: str | Path | None = None,
+    resume: bool = False,
+    quiet: bool = False,
+    t0: float | None = None,
+    extra_meta: dict[str, Any] | None = None,
+) -> FitResult:
+    """Train a Mask R-CNN; see the module docstring. Returns the trained (unwrapped) model."""
+    t0 = time.monotonic() if t0 is None else t0
+    run_dir = Path(run_dir)
+    dev = resolve_device(device)
+    info = init_distributed(dev)
+    if dev.type == "cuda" and info.enabled:
+        dev = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(dev)
+    tc.validate()
+    seed_everything(tc.seed)  # same model init on every rank
+    start_step, start_epoch, best = 0, 0, math.inf
+    doc: dict[str, Any] = {}
+    if resume:
+        model_cfg, state, doc = _resume_state(run_dir)
+        model = build_model(model_cfg, init="none")
+        model.load_state_dict(state, strict=True)
+        start_step, start_epoch = int(doc["resume"]["step"]), int(doc["resume"]["epoch"])
+        best = float(doc["resume"].get("best_val_loss") or math.inf)
+    else:
+        model = build_model(model_cfg, init=tc.init, weights_path=weights_path)
+    seed_everything(tc.seed + 1000 * info.rank + start_step)  # different augmentation per rank
+    model.to(dev)
+    set_scale_jitter(model, model_cfg, tc.scale_jitter)
+    params = [p for p in model.parameters() if p.requires_grad]
+    opt = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    if resume:
+        load_optimizer(run_dir / "last.optim.safetensors", opt, doc["resume"]["optimizer"])
+    net: nn.Module = model
+    if info.enabled:
+        net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
+    use_amp = tc.amp and dev.type == "cuda"
+    scaler = torch.amp.GradScaler("cuda", enabled=use_amp)
+
+    train_loader, sampler = make_loader(train_ds, tc.batch_size, tc.num_workers, info, tc.seed, shuffle=True)
+    val_loader, _ = make_loader(val_ds, tc.batch_size, tc.num_workers, info, tc.seed, shuffle=False)
+    batches = forever(train_loader, sampler, start_pass=start_step)
+    log = RunLog(run_dir, enabled=info.is_main, resume=resume)
+    limit_s = tc.time_limit_min * 60.0
+    total_steps = tc.epochs * tc.steps_per_epoch
+    step, epoch, stopped, bad_steps = start_step, start_epoch, False, 0
+    val_s, ckpt_s, step_s = -1.0, 2.0, 0.0
+    metrics: dict[str, Any] = {}
+    bar = ProgressBar(total_steps, enabled=info.is_main and not quiet, completed=start_step)
+    with bar:
+        while epoch < tc.epochs and not stopped:
+            t_epoch = time.monotonic()
+            sums: dict[str, float] = defaultdict(float)
+            n = 0
+            for _ in range(tc.steps_per_epoch):
+                elapsed = time.monotonic() - t0
+                drop = tc.lr_drop_at > 0 and max(step / total_steps, elapsed / limit_s if limit_s else 0.0) >= tc.lr_drop_at
+                reserve = (val_s if val_s >= 0 else tc.validation_steps * step_s * 0.5 + 5.0) + ckpt_s
+                if agree_any(limit_s > 0 and elapsed + reserve + step_s >= limit_s, info, dev):
+                    stopped = True
+                    break
+                lr = lr_at(tc, step, agree_any(drop, info, dev))
+                for g in opt.param_groups:
+                    g["lr"] = lr
+                ts = time.monotonic()
+                images, targets = _to(next(batches), dev)
+                with torch.autocast("cuda", enabled=use_amp):
+                    losses = net(images, targets)
+                loss = sum(losses.values())
+                assert isinstance(loss, torch.Tensor)
+                opt.zero_grad(set_to_none=True)
+                if not agree_any(not bool(torch.isfinite(loss)), info, dev):
+                    scaler.scale(loss).backward()
+                    scaler.unscale_(opt)
+                    torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+                    scaler.step(opt)
+                    scaler.update()
+                    bad_steps = 0
+                    for k, v in losses.items():
+                        sums[k] += float(v.detach())
+                    sums["loss"] += float(loss.detach())
+                    n += 1
+                else:
+                    bad_steps += 1
+                    if bad_steps >= 20:
+                        raise CptError(f"training diverged: loss not finite for 20 steps at step {step}; lower --lr")
+                step += 1
+                dt = time.monotonic() - ts
+                step_s = dt if step_s == 0.0 else 0.9 * step_s + 0.1 * dt
+                bar.update(step, epoch + 1, {k: v / max(n, 1) for k, v in sums.items()}, lr)
+            if n == 0 and stopped and epoch > start_epoch:
+                break  # the limit fell exactly on an epoch boundary: the last epoch is saved
+            tv = time.monotonic()
+            train_m = mean_over_ranks({f"train_{k}": v / max(n, 1) for k, v in sums.items()}, info, dev)
+            val_m = mean_over_ranks(validate(model, model_cfg, val_loader, tc.validation_steps, dev), info, dev)
+            val_s = time.monotonic() - tv
+            epoch += 1
+            metrics = {
+                "epoch": epoch, "step": step, "lr": lr_at(tc, max(step - 1, 0), drop), **train_m, **val_m,
+                "epoch_s": time.monotonic() - t_epoch, "val_s": val_s, "wall_s": time.monotonic() - t0,
+                "images_seen": step * tc.batch_size * info.world_size, "partial": stopped,
+            }
+            improved = val_m.get("val_loss", math.inf) < best
+            best = min(best, val_m.get("val_loss", math.inf))
+            if info.is_main:
+                tc_ = time.monotonic()
+                meta = {
+                    "epoch": epoch, "step": step, "metrics": metrics, "train_config": tc.to_dict(),
+                    "world_size": info.world_size, **(extra_meta or {}),
+                }
+                opt_info = save_optimizer(run_dir / "last.optim.safetensors", opt)
+                resume_block = {"epoch": epoch, "step": step, "best_val_loss": best, "optimizer": opt_info}
+                save_checkpoint(run_dir / "last", model, model_cfg, {**meta, "resume": resume_block})
+                if improved:
+                    save_checkpoint(run_dir / "best", model, model_cfg, meta)
+                log.append(metrics)
+                ckpt_s = time.monotonic() - tc_ + 0.5
+                bar.epoch_done(metrics, improved)
+    return FitResult(
+        run_dir=run_dir, steps=step, epochs=epoch, best_val_loss=None if best == math.inf else best,
+        last_metrics=metrics, stopped_by_time_limit=stopped, wall_s=time.monotonic() - t0, model=model,
+        is_main=info.is_main,
+    )

@@ -1,0 +1,62 @@
+// Helpers shared by the SLIC translation units; not part of the public header.
+#pragma once
+
+#include <algorithm>
+#include <cstdint>
+
+#ifdef _OPENMP
+#include <omp.h>
+#endif
+
+
+// Helpers called from the per-row loops must be inlined, or the loop keeps a call and does not
+// vectorise.
+#if defined(__GNUC__)
+#define CPT_INLINE inline __attribute__((always_inline))
+#else
+#define CPT_INLINE inline
+#endif
+
+namespace clothparse::slic::detail {
+
+inline int resolve_threads(int requested) {
+#ifdef _OPENMP
+    return requested > 0 ? requested : omp_get_max_threads();
+#else
+    (void)requested;
+    return 1;
+#endif
+}
+
+inline int thread_id() {
+#ifdef _OPENMP
+    return omp_get_thread_num();
+#else
+    return 0;
+#endif
+}
+
+// scipy.ndimage 'reflect' (half-sample symmetric) index into [0, n), any overshoot.
+inline int reflect_index(int i, int n) {
+    const int period = 2 * n;
+    int m = i % period;
+    if (m < 0) m += period;
+    return m < n ? m : period - 1 - m;
+}
+
+// Rounds to a multiple of 2^-12: sums of such floats are exact in double, so per-thread partial
+// sums add up to the same centre whatever the thread count.
+CPT_INLINE float quantize(float v) {
+    const float magic = 12582912.0f;  // 1.5 * 2^23 forces rounding to an integer
+    return ((v * 4096.0f + magic) - magic) * (1.0f / 4096.0f);
+}
+
+// Variants of the public functions that work in caller-owned scratch memory, so segment() can
+// reuse buffers between calls instead of faulting in fresh pages for every image.
+void gaussian_blur(float* plane, int height, int width, double sigma, int num_threads,
+                   float* scratch /* [height*width] */);
+int enforce_connectivity(const std::int32_t* labels, int height, int width, long long min_size,
+                         long long max_size, std::int32_t* out, std::int32_t* queue_y,
+                         std::int32_t* queue_x /* each [height*width] */);
+
+}  // namespace clothparse::slic::detail

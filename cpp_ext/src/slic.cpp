@@ -1,0 +1,240 @@
+// SLIC k-means: grid seeds, windowed assignment fused with the centre accumulation, connectivity.
+//
+// Distance (skimage's, multiplied through by compactness^2 so colour stays unscaled):
+//   d = |Lab - Lab_k|^2 + (compactness / step)^2 * |(y, x) - (y_k, x_k)|^2
+// Each centre searches a (2*step+1)^2 window (Achanta's 2S x 2S region; skimage searches 4S x 4S).
+#include <cmath>
+#include <limits>
+#include <stdexcept>
+#include <vector>
+
+#include "clothparse/slic.hpp"
+#include "internal.hpp"
+
+namespace clothparse::slic {
+namespace {
+
+struct Centre {
+    float y, x, L, A, B;
+};
+
+constexpr int kAcc = 6;  // per-centre sums: count, y, x, L, a, b
+
+struct Planes {
+    const float* L;
+    const float* A;
+    const float* B;
+    int height, width;
+};
+
+// One row against every centre whose window covers it; ties go to the lower centre index.
+void assign_row(const Planes& im, int y, const std::int32_t* cand, int ncand,
+                        const Centre* centres, const int* x_lo, const int* x_hi, float weight,
+                        float* dist, std::int32_t* lab) {
+    const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(y) * im.width;
+    const float* Lr = im.L + off;
+    const float* Ar = im.A + off;
+    const float* Br = im.B + off;
+    for (int x = 0; x < im.width; ++x) dist[x] = std::numeric_limits<float>::infinity();
+    for (int c = 0; c < ncand; ++c) {
+        const std::int32_t k = cand[c];
+        const Centre ck = centres[k];
+        const float dy = static_cast<float>(y) - ck.y;
+        const float wdy2 = weight * dy * dy;
+        const int x0 = x_lo[k], x1 = x_hi[k];
+        for (int x = x0; x < x1; ++x) {
+            const float dx = static_cast<float>(x) - ck.x;
+            const float dl = Lr[x] - ck.L, da = Ar[x] - ck.A, db = Br[x] - ck.B;
+            const float d = dl * dl + da * da + db * db + wdy2 + weight * dx * dx;
+            const bool better = d < dist[x];
+            dist[x] = better ? d : dist[x];
+            lab[x] = better ? k : lab[x];
+        }
+    }
+}
+
+// Adds one row's pixels to their centres' sums, one flush per run of equal labels.
+void accumulate_row(const Planes& im, int y, const std::int32_t* lab, double* acc) {
+    const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(y) * im.width;
+    const float* Lr = im.L + off;
+    const float* Ar = im.A + off;
+    const float* Br = im.B + off;
+    int x = 0;
+    while (x < im.width) {
+        const std::int32_t k = lab[x];
+        const int start = x;
+        while (x < im.width && lab[x] == k) ++x;
+        // Two chains per channel hide the add latency; any order gives the same exact sum.
+        double sl0 = 0.0, sa0 = 0.0, sb0 = 0.0, sl1 = 0.0, sa1 = 0.0, sb1 = 0.0;
+        int i = start;
+        for (; i + 1 < x; i += 2) {
+            sl0 += Lr[i];
+            sa0 += Ar[i];
+            sb0 += Br[i];
+            sl1 += Lr[i + 1];
+            sa1 += Ar[i + 1];
+            sb1 += Br[i + 1];
+        }
+        if (i < x) {
+            sl0 += Lr[i];
+            sa0 += Ar[i];
+            sb0 += Br[i];
+        }
+        const double sl = sl0 + sl1, sa = sa0 + sa1, sb = sb0 + sb1;
+        const double count = x - start;
+        double* a = acc + static_cast<std::ptrdiff_t>(k) * kAcc;
+        a[0] += count;
+        a[1] += count * y;
+        a[2] += count * (start + x - 1) * 0.5;
+        a[3] += sl;
+        a[4] += sa;
+        a[5] += sb;
+    }
+}
+
+void check_params(int height, int width, std::ptrdiff_t row_stride, const Params& p) {
+    if (height < 1 || width < 1) throw std::invalid_argument("slic: image must be at least 1x1");
+    if (row_stride < 3LL * width) throw std::invalid_argument("slic: row stride too small");
+    if (p.n_segments < 1) throw std::invalid_argument("slic: n_segments must be >= 1");
+    if (!(p.compactness > 0.0) || !std::isfinite(p.compactness))
+        throw std::invalid_argument("slic: compactness must be finite and > 0");
+    if (!(p.sigma >= 0.0) || !std::isfinite(p.sigma))
+        throw std::invalid_argument("slic: sigma must be finite and >= 0");
+    if (p.max_iter < 1) throw std::invalid_argument("slic: max_iter must be >= 1");
+    if (!(p.min_size_factor >= 0.0) || !(p.max_size_factor >= p.min_size_factor) ||
+        !std::isfinite(p.max_size_factor))
+        throw std::invalid_argument("slic: need 0 <= min_size_factor <= max_size_factor");
+    if (p.num_threads < 0) throw std::invalid_argument("slic: num_threads must be >= 0");
+}
+
+}  // namespace
+
+int default_threads() { return detail::resolve_threads(0); }
+
+int segment(const std::uint8_t* rgb, int height, int width, std::ptrdiff_t row_stride,
+            const Params& p, std::int32_t* labels) {
+    check_params(height, width, row_stride, p);
+    const int nt = detail::resolve_threads(p.num_threads);
+    const std::size_t npix = static_cast<std::size_t>(height) * width;
+
+    // Large buffers live per calling thread and are reused: fresh pages cost more than the work.
+    thread_local std::vector<float> lab_planes, blur_scratch;
+    thread_local std::vector<std::int32_t> raw, queue_y, queue_x;
+    lab_planes.resize(3 * npix);
+    raw.resize(npix);
+    // OpenMP workers see their own (empty) thread_locals: only plain pointers go into regions.
+    std::int32_t* const raw_labels = raw.data();
+    float* L = lab_planes.data();
+    float* A = L + npix;
+    float* B = A + npix;
+    rgb8_to_lab(rgb, height, width, row_stride, L, A, B, nt);
+    if (p.sigma > 0.0) {
+        blur_scratch.resize(npix);
+        for (float* plane : {L, A, B})
+            detail::gaussian_blur(plane, height, width, p.sigma, nt, blur_scratch.data());
+    }
+    const Planes im{L, A, B, height, width};
+
+    const GridSpec grid = regular_grid(height, width, p.n_segments);
+    const int K = static_cast<int>(grid.count());
+    // skimage: spatial scale from the requested grid, search window from the grid of K seeds.
+    const double step = std::max({1.0, static_cast<double>(grid.step_y), static_cast<double>(grid.step_x)});
+    const GridSpec wgrid = regular_grid(height, width, K);
+    const int rad_y = std::max(1, wgrid.step_y), rad_x = std::max(1, wgrid.step_x);
+    const float weight = static_cast<float>((p.compactness / step) * (p.compactness / step));
+
+    std::vector<Centre> centres(K);
+    for (int i = 0; i < grid.ny; ++i)
+        for (int j = 0; j < grid.nx; ++j) {
+            const int y = grid.start_y + i * grid.step_y, x = grid.start_x + j * grid.step_x;
+            const std::size_t at = static_cast<std::size_t>(y) * width + x;
+            centres[i * grid.nx + j] = {static_cast<float>(y), static_cast<float>(x), L[at], A[at], B[at]};
+        }
+
+    // Labels of pixels no window reaches stay those of the nearest seed cell.
+    {
+        std::vector<std::int32_t> cell_x(width);
+        for (int x = 0; x < width; ++x)
+            cell_x[x] = std::clamp(static_cast<int>(std::floor((x - grid.start_x) / double(grid.step_x) + 0.5)), 0, grid.nx - 1);
+        for (int y = 0; y < height; ++y) {
+            const int iy = std::clamp(static_cast<int>(std::floor((y - grid.start_y) / double(grid.step_y) + 0.5)), 0, grid.ny - 1);
+            std::int32_t* row = raw_labels + static_cast<std::size_t>(y) * width;
+            for (int x = 0; x < width; ++x) row[x] = iy * grid.nx + cell_x[x];
+        }
+    }
+
+    std::vector<int> x_lo(K), x_hi(K), y_lo(K), y_hi(K);
+    std::vector<int> row_start(static_cast<std::size_t>(height) + 1);
+    std::vector<std::int32_t> row_cand;
+    std::vector<double> acc(static_cast<std::size_t>(nt) * K * kAcc);
+    std::vector<float> dist(static_cast<std::size_t>(nt) * width);
+
+    for (int iter = 0; iter < p.max_iter; ++iter) {
+        const bool update = iter + 1 < p.max_iter;  // the last pass only labels
+        // Windows and the per-row candidate lists (CSR, centres in index order).
+        std::fill(row_start.begin(), row_start.end(), 0);
+        for (int k = 0; k < K; ++k) {
+            const Centre& c = centres[k];
+            y_lo[k] = static_cast<int>(std::max(c.y - rad_y, 0.0f));
+            y_hi[k] = static_cast<int>(std::min(c.y + rad_y + 1.0f, static_cast<float>(height)));
+            x_lo[k] = static_cast<int>(std::max(c.x - rad_x, 0.0f));
+            x_hi[k] = static_cast<int>(std::min(c.x + rad_x + 1.0f, static_cast<float>(width)));
+            for (int y = y_lo[k]; y < y_hi[k]; ++y) ++row_start[y + 1];
+        }
+        for (int y = 0; y < height; ++y) row_start[y + 1] += row_start[y];
+        row_cand.resize(row_start[height]);
+        {
+            std::vector<int> fill(row_start.begin(), row_start.end() - 1);
+            for (int k = 0; k < K; ++k)
+                for (int y = y_lo[k]; y < y_hi[k]; ++y) row_cand[fill[y]++] = k;
+        }
+        std::fill(acc.begin(), acc.end(), 0.0);
+
+#pragma omp parallel num_threads(nt)
+        {
+            const int tid = detail::thread_id();
+            double* my_acc = acc.data() + static_cast<std::size_t>(tid) * K * kAcc;
+            float* my_dist = dist.data() + static_cast<std::size_t>(tid) * width;
+#pragma omp for schedule(static)
+            for (int y = 0; y < height; ++y) {
+                std::int32_t* lab_row = raw_labels + static_cast<std::size_t>(y) * width;
+                assign_row(im, y, row_cand.data() + row_start[y], row_start[y + 1] - row_start[y],
+                           centres.data(), x_lo.data(), x_hi.data(), weight, my_dist, lab_row);
+                if (update) accumulate_row(im, y, lab_row, my_acc);
+            }
+        }
+        if (!update) break;
+        // Sums are exact (quantized inputs), so reducing in thread order is order-independent.
+        for (int t = 1; t < nt; ++t)
+            for (std::size_t i = 0; i < static_cast<std::size_t>(K) * kAcc; ++i)
+                acc[i] += acc[static_cast<std::size_t>(t) * K * kAcc + i];
+        for (int k = 0; k < K; ++k) {
+            const double* a = acc.data() + static_cast<std::size_t>(k) * kAcc;
+            if (a[0] <= 0.0) continue;  // an emptied centre keeps its place and may win pixels back
+            const double inv = 1.0 / a[0];
+            centres[k] = {static_cast<float>(a[1] * inv), static_cast<float>(a[2] * inv),
+                          static_cast<float>(a[3] * inv), static_cast<float>(a[4] * inv),
+                          static_cast<float>(a[5] * inv)};
+        }
+    }
+
+    if (p.enforce_connectivity) {
+        const double segment_size = static_cast<double>(npix) / K;
+        queue_y.resize(npix);
+        queue_x.resize(npix);
+        return detail::enforce_connectivity(
+            raw.data(), height, width, static_cast<long long>(p.min_size_factor * segment_size),
+            static_cast<long long>(p.max_size_factor * segment_size), labels, queue_y.data(),
+            queue_x.data());
+    }
+    // Without connectivity enforcement, still hand out contiguous labels (unused centres dropped).
+    std::vector<std::int32_t> remap(K, -1);
+    for (std::size_t i = 0; i < npix; ++i) remap[raw[i]] = 0;
+    std::int32_t next = 0;
+    for (int k = 0; k < K; ++k)
+        if (remap[k] == 0) remap[k] = next++;
+    for (std::size_t i = 0; i < npix; ++i) labels[i] = remap[raw[i]];
+    return next;
+}
+
+}  // namespace clothparse::slic

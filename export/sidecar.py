@@ -1,0 +1,125 @@
+"""The JSON sidecar written next to every exported model, and its validation on load.
+
+``model.onnx`` -> ``model.onnx.json``; ``model.engine`` -> ``model.engine.json``. The
+sidecar carries what the graph cannot: class names (engines never hard-code them),
+input size and layout, normalisation, opset, precision, the SHA-256 of the model file
+and of the source checkpoint, and the tool versions. Loading checks the model file's
+hash, so a corrupt file or a sidecar from another export is a one-line ``ModelError``.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import platform
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clothparse.errors import ModelError
+from clothparse.io.atomic import write_json
+
+SIDECAR_FORMAT = "clothparse-export"
+SIDECAR_VERSION = 1
+
+
+def sidecar_path(model_path: str | Path) -> Path:
+    p = Path(model_path)
+    return p.with_name(p.name + ".json")
+
+
+def sha256_file(path: str | Path) -> str:
+    h = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(1 << 20), b""):
+            h.update(chunk)
+    return h.hexdigest()
+
+
+def tool_versions() -> dict[str, str]:
+    """Versions of the tools that shape an export (missing optional ones are left out)."""
+    import importlib.metadata as md
+
+    out = {"python": platform.python_version()}
+    for dist in ("clothparse", "torch", "torchvision", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt"):
+        try:
+            out[dist] = md.version(dist)
+        except md.PackageNotFoundError:
+            continue
+    return out
+
+
+@dataclass
+class Sidecar:
+    """Metadata of one exported model (see module docstring)."""
+
+    class_names: list[str]
+    height: int
+    width: int
+    batch: int
+    top_k: int
+    opset: int
+    precision: str
+    runtime: str  # "onnx" or "trt"
+    model_sha256: str
+    score_thresh: float
+    image_mean: list[float]
+    image_std: list[float]
+    keep_labels: list[int] | None = None
+    source_checkpoint: str = ""
+    source_sha256: str = ""
+    mask_size: int = 28
+    input_name: str = "images"
+    input_layout: str = "NCHW uint8 RGB, letterboxed top-left, normalisation in the graph"
+    outputs: list[str] = field(default_factory=lambda: ["boxes", "scores", "classes", "masks", "num_detections"])
+    tools: dict[str, str] = field(default_factory=tool_versions)
+    format: str = SIDECAR_FORMAT
+    version: int = SIDECAR_VERSION
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def write_sidecar(model_path: str | Path, sidecar: Sidecar) -> Path:
+    """Write ``sidecar`` next to ``model_path`` (atomically); returns the sidecar path."""
+    path = sidecar_path(model_path)
+    write_json(path, sidecar.to_dict())
+    return path
+
+
+def load_sidecar(model_path: str | Path, verify_hash: bool = True) -> Sidecar:
+    """Read and validate the sidecar of ``model_path``; every problem is a one-line ModelError."""
+    model_path = Path(model_path)
+    path = sidecar_path(model_path)
+    if not model_path.is_file():
+        raise ModelError("no such model file", model_path)
+    if not path.is_file():
+        raise ModelError(f"missing sidecar {path.name} (re-export with `cpt export`)", model_path)
+    try:
+        data = json.loads(path.read_text("utf-8"))
+    except (OSError, UnicodeDecodeError, json.JSONDecodeError) as exc:
+        raise ModelError(f"unreadable sidecar: {exc}", path) from None
+    if not isinstance(data, dict) or data.get("format") != SIDECAR_FORMAT:
+        raise ModelError(f"not a clothparse export sidecar (format != {SIDECAR_FORMAT!r})", path)
+    if data.get("version") != SIDECAR_VERSION:
+        raise ModelError(
+            f"sidecar version {data.get('version')} is not {SIDECAR_VERSION}: exported by another clothparse version, re-export",
+            path,
+        )
+    known = set(Sidecar.__dataclass_fields__)
+    try:
+        sc = Sidecar(**{k: v for k, v in data.items() if k in known})
+    except TypeError as exc:
+        raise ModelError(f"incomplete sidecar: {exc}", path) from None
+    if not sc.class_names or not all(isinstance(c, str) for c in sc.class_names):
+        raise ModelError("sidecar class_names must be a non-empty list of strings", path)
+    if min(sc.height, sc.width, sc.batch, sc.top_k) < 1:
+        raise ModelError("sidecar height/width/batch/top_k must be positive", path)
+    if verify_hash:
+        actual = sha256_file(model_path)
+        if actual != sc.model_sha256:
+            raise ModelError(
+                f"file does not match its sidecar (sha256 {actual[:12]} != {sc.model_sha256[:12]}): corrupt or replaced, re-export",
+                model_path,
+            )
+    return sc

@@ -1,0 +1,254 @@
+"""`cpt parse` through the CLI: inputs, outputs, toggles, skip-existing, COCO results, errors."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+from PIL import Image
+from typer.testing import CliRunner
+
+from clothparse.cli.app import app
+from tests.helpers_parse import save_tiny, synthetic_photo
+
+runner = CliRunner()
+
+
+@pytest.fixture(scope="module")
+def models(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    d = tmp_path_factory.mktemp("models")
+    return save_tiny(d / "clothing"), save_tiny(d / "body", ["person"], seed=1)
+
+
+@pytest.fixture()
+def photos(tmp_path: Path) -> Path:
+    root = tmp_path / "in"
+    (root / "folder").mkdir(parents=True)
+    (root / "globbed").mkdir()
+    Image.fromarray(synthetic_photo(160, 120, seed=1)).save(root / "folder" / "one.png")
+    Image.fromarray(synthetic_photo(128, 128, seed=2)).save(root / "folder" / "two.jpg", quality=95)
+    Image.fromarray(synthetic_photo(140, 100, seed=3)).save(root / "globbed" / "three.png")
+    Image.fromarray(synthetic_photo(140, 100, seed=4)).save(root / "globbed" / "skip.bmp")
+    return root
+
+
+def _args(models: tuple[Path, Path], out: Path, *extra: str) -> list[str]:
+    clothing, body = models
+    return [
+        "--model",
+        str(clothing),
+        "--body-model",
+        str(body),
+        "--out",
+        str(out),
+        "--device",
+        "cpu",
+        "--score-thresh",
+        "0",
+        "--body-score-thresh",
+        "0",
+        "--n-segments",
+        "60",
+        "--superpixels",
+        "skimage",
+        "--quiet",
+        *extra,
+    ]
+
+
+def _run(args: list[str]):
+    return runner.invoke(app, ["parse", *args])
+
+
+def test_parse_folder_and_glob(models, photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    res = _run([str(photos / "folder"), str(photos / "globbed" / "*.png"), *_args(models, out)])
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in out.iterdir())
+    assert names == sorted(
+        [
+            f"{n}{s}"
+            for n in ("one", "two", "three")
+            for s in (".json", "_labels.png", "_overlay.png")
+        ]
+        + ["results_coco.json"]
+    )
+    rec = json.loads((out / "one.json").read_text())
+    assert rec["image"]["width"] == 120 and rec["image"]["height"] == 160
+    assert rec["superpixels"] is True and len(rec["items"]) > 0
+    assert set(rec["items"][0]) >= {
+        "class",
+        "score",
+        "box",
+        "mask",
+        "polygons",
+        "area",
+        "changed_by_superpixels",
+    }
+    assert set(rec["timings_ms"]) == {
+        "decode",
+        "clothing_model",
+        "body_model",
+        "superpixels",
+        "fusion",
+        "encode",
+    }
+    labels = Image.open(out / "one_labels.png")
+    assert labels.mode == "P" and labels.size == (120, 160) and np.asarray(labels).max() <= 14
+    results = json.loads((out / "results_coco.json").read_text())
+    assert {r["image_id"] for r in results} <= {1, 2, 3} and results
+    assert all(len(r["bbox"]) == 4 and r["segmentation"]["counts"] for r in results)
+    assert "parsed" in res.output and "all" in res.output  # the summary table
+
+
+def test_results_are_accepted_by_eval(models, photos: Path, tmp_path: Path) -> None:
+    from clothparse.evaluate.coco_eval import load_gt
+    from clothparse.evaluate.runner import load_results
+    from clothparse.taxonomy import coco_categories
+
+    ann = tmp_path / "test.json"
+    sizes = {"one.png": (160, 120), "two.jpg": (128, 128)}
+    doc = {
+        "images": [
+            {"id": 10 + k, "file_name": n, "height": h, "width": w}
+            for k, (n, (h, w)) in enumerate(sizes.items())
+        ],
+        "annotations": [
+            {
+                "id": 1,
+                "image_id": 10,
+                "category_id": 9,
+                "bbox": [30, 30, 60, 50],
+                "area": 3000,
+                "iscrowd": 0,
+                "segmentation": [[30, 30, 90, 30, 90, 80, 30, 80]],
+            }
+        ],
+        "categories": coco_categories(),
+    }
+    ann.write_text(json.dumps(doc))
+    out = tmp_path / "out"
+    res = _run([str(photos / "folder"), *_args(models, out, "--ann", str(ann))])
+    assert res.exit_code == 0, res.output
+    results_path = out / "results_coco.json"
+    kept, other = load_results(results_path, load_gt(ann))
+    assert other == 0 and kept and {r["image_id"] for r in kept} <= {10, 11}
+    ev = runner.invoke(
+        app,
+        [
+            "eval",
+            "--results",
+            str(results_path),
+            "--data",
+            str(tmp_path),
+            "--split",
+            "test",
+            "--out",
+            str(tmp_path / "eval.json"),
+        ],
+    )
+    assert ev.exit_code == 0, ev.output
+
+
+def test_skip_existing(models, photos: Path, tmp_path: Path) -> None:
+    out = tmp_path / "out"
+    args = [str(photos / "folder"), *_args(models, out)]
+    assert _run(args).exit_code == 0
+    before = {p.name: p.stat().st_mtime_ns for p in out.glob("one*")}
+    results_before = json.loads((out / "results_coco.json").read_text())
+    (out / "two_overlay.png").unlink()  # incomplete outputs are redone
+    res = _run([*args, "--skip-existing"])
+    assert res.exit_code == 0, res.output
+    assert {p.name: p.stat().st_mtime_ns for p in out.glob("one*")} == before
+    assert (out / "two_overlay.png").is_file()
+    assert "1 parsed, 1 skipped" in res.output
+    assert len(json.loads((out / "results_coco.json").read_text())) == len(results_before)
+
+
+def test_no_superpixel_and_toggles(models, photos: Path, tmp_path: Path) -> None:
+    one = str(photos / "folder" / "one.png")
+    out = tmp_path / "pix"
+    res = _run([one, *_args(models, out, "--no-superpixel")])
+    assert res.exit_code == 0, res.output
+    rec = json.loads((out / "one.json").read_text())
+    assert rec["superpixels"] is False and not any(
+        it["changed_by_superpixels"] for it in rec["items"]
+    )
+    assert rec["timings_ms"]["superpixels"] == 0
+    plain, toggled = tmp_path / "plain", tmp_path / "toggled"
+    assert _run([one, *_args(models, plain, "--vote", "centroid")]).exit_code == 0
+    res = _run(
+        [
+            one,
+            *_args(
+                models,
+                toggled,
+                "--vote",
+                "centroid",
+                "--show-boxes",
+                "--show-superpixels",
+                "--unpredicted-only",
+            ),
+        ]
+    )
+    assert res.exit_code == 0, res.output
+    a = np.asarray(Image.open(plain / "one_overlay.png"))
+    b = np.asarray(Image.open(toggled / "one_overlay.png"))
+    assert a.shape == b.shape and (a != b).any()
+    assert (plain / "one_labels.png").read_bytes() == (toggled / "one_labels.png").read_bytes()
+    bad = _run([one, *_args(models, tmp_path / "x", "--no-superpixel", "--show-superpixels")])
+    assert bad.exit_code == 1 and "need the superpixel stage" in bad.output
+
+
+def test_option_errors(models, photos: Path, tmp_path: Path) -> None:
+    one = str(photos / "folder" / "one.png")
+    res = _run([one, *_args(models, tmp_path / "o", "--vote", "majority")])
+    assert res.exit_code == 1 and "error: --vote" in res.output
+    res = _run([one, *_args(models, tmp_path / "o", "--engine", "onnx")])
+    assert res.exit_code == 1 and "needs --engine torch" in res.output
+    res = _run([str(tmp_path / "none*.jpg"), *_args(models, tmp_path / "o")])
+    assert (
+        res.exit_code == 1
+        and "matches no images" in res.output
+        and "no images to parse" in res.output
+    )
+    clothing, _ = models
+    res = _run(
+        [
+            one,
+            "--model",
+            str(clothing),
+            "--body-model",
+            str(clothing),
+            "--out",
+            str(tmp_path / "o"),
+            "--quiet",
+        ]
+    )
+    assert res.exit_code == 1 and "no 'person' class" in res.output
+
+
+def test_default_body_model_offline(
+    models, photos: Path, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Without --body-model and without cached COCO weights: one clear line naming the file."""
+    monkeypatch.setenv("TORCH_HOME", str(tmp_path / "empty_hub"))
+    clothing, _ = models
+    res = _run(
+        [
+            str(photos / "folder" / "one.png"),
+            "--model",
+            str(clothing),
+            "--out",
+            str(tmp_path / "o"),
+            "--device",
+            "cpu",
+            "--quiet",
+        ]
+    )
+    assert res.exit_code == 1
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert len(lines) == 1 and "maskrcnn_resnet50_fpn_coco" in lines[0]
+    assert not (tmp_path / "o" / "one.json").exists()
