@@ -112,8 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     args = ap.parse_args(argv)
 
     import numba
-
     from clothparse.bench.seed_baseline import seed_parse
+
     from clothparse.parse.fusion import fuse, pixel_level
 
     inputs = make_input()

@@ -93,5 +93,5 @@ def seed_parse(image_rgb: np.ndarray, sp_labels: np.ndarray, clothing: Detection
     """The whole seed stage from ``Detections``: paste to full resolution, then the rules above."""
     shape = sp_labels.shape
     masks = full_resolution_masks(clothing, shape)
-    body = full_resolution_masks(bodies, shape).any(axis=0)
+    body = np.asarray(full_resolution_masks(bodies, shape).any(axis=0))
     return seed_superpixel_stage(image_rgb, sp_labels, masks, clothing.classes, clothing.scores, body)

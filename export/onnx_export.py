@@ -50,7 +50,7 @@ def trace_to_onnx(wrapper: ExportWrapper, batch: int, opset: int = DEFAULT_OPSET
         torch.onnx.export(
             wrapper,
             (dummy,),
-            buf,
+            buf,  # type: ignore[arg-type]  # file-like objects are accepted at runtime
             dynamo=False,
             opset_version=opset,
             input_names=[INPUT_NAME],
@@ -73,7 +73,7 @@ def check_and_infer(model: onnx.ModelProto) -> onnx.ModelProto:
 def simplify(model: onnx.ModelProto) -> tuple[onnx.ModelProto, str | None]:
     """Run onnxsim when installed; returns (model, note). The note says why it was skipped."""
     try:
-        import onnxsim  # type: ignore[import-not-found]
+        import onnxsim
     except ImportError:
         return model, "onnxsim is not installed (pip install onnxsim): --simplify skipped"
     simplified, ok = onnxsim.simplify(model)

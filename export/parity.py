@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import numpy as np
 import torch
@@ -87,7 +88,7 @@ def wrapper_detections(wrapper: torch.nn.Module, images: np.ndarray, class_names
     return outputs_to_detections(outs, None, class_names)
 
 
-def torchvision_detections(model: torch.nn.Module, images: np.ndarray, class_names: Sequence[str], top_k: int) -> list[Detections]:
+def torchvision_detections(model: Any, images: np.ndarray, class_names: Sequence[str], top_k: int) -> list[Detections]:
     """torchvision's own inference (transform.normalize -> backbone -> rpn -> roi_heads) on
     uint8 [B, 3, H, W] at the export size, i.e. without its resize (the canvas already has
     the export size) and without mask pasting; the first ``top_k`` detections per image."""
@@ -145,8 +146,9 @@ def sample_images(height: int, width: int, n: int = 2, seed: int = 0, with_photo
             from matplotlib import cbook
             from PIL import Image
 
-            with cbook.get_sample_data("grace_hopper.jpg") as fh:
-                out.append(np.asarray(Image.open(fh).convert("RGB")))
+            path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+            with Image.open(str(path)) as im:
+                out.append(np.asarray(im.convert("RGB")))
         except (ImportError, OSError):
             pass
     return out
@@ -161,7 +163,7 @@ def batched(images: Sequence[np.ndarray], batch: int, height: int, width: int) -
 
 def parity_rows(
     label: str,
-    model: torch.nn.Module,
+    model: Any,
     wrapper: torch.nn.Module,
     run: Callable[[np.ndarray], Sequence[np.ndarray]] | None,
     batches: Sequence[np.ndarray],

@@ -60,7 +60,7 @@ def make_calibrator(
     """An IInt8EntropyCalibrator2 over ``images`` (RGB uint8 photos), letterboxed like inference."""
     import torch
 
-    class _Calibrator(trt.IInt8EntropyCalibrator2):  # type: ignore[misc, name-defined]
+    class _Calibrator(trt.IInt8EntropyCalibrator2):
         def __init__(self) -> None:
             super().__init__()
             self.index = 0

@@ -99,6 +99,9 @@ class _MultiScaleRoIAlign(nn.Module):
     level's region, so one static RoIAlign call pools all RoIs.
     """
 
+    scales: Tensor
+    x_offsets: Tensor
+
     def __init__(self, pooler: Any, feature_shapes: dict[str, tuple[int, int]], image_hw: tuple[int, int]):
         super().__init__()
         self.names = list(pooler.featmap_names)
@@ -166,6 +169,14 @@ class ExportWrapper(nn.Module):
     nms_iters: iterations of the matrix NMS (see ``matrix_nms_keep``).
     det_candidates: how many top-scoring (proposal, class) pairs enter the final NMS.
     """
+
+    mean: Tensor
+    std: Tensor
+    labels: Tensor
+    anchors: Tensor
+    backbone: Any
+    rpn: Any
+    roi_heads: Any
 
     def __init__(
         self,

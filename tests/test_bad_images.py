@@ -10,6 +10,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_parse import save_tiny, synthetic_photo
 from PIL import Image
 from typer.testing import CliRunner
 
@@ -17,7 +18,6 @@ from clothparse.cli.app import app
 from clothparse.cli.errors import EXIT_PARTIAL
 from clothparse.errors import DataError
 from clothparse.io.images import read_rgb
-from tests.helpers_parse import save_tiny, synthetic_photo
 
 runner = CliRunner()
 

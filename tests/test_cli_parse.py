@@ -7,11 +7,11 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_parse import save_tiny, synthetic_photo
 from PIL import Image
 from typer.testing import CliRunner
 
 from clothparse.cli.app import app
-from tests.helpers_parse import save_tiny, synthetic_photo
 
 runner = CliRunner()
 

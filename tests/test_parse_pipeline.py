@@ -8,6 +8,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from helpers_parse import save_tiny, synthetic_photo
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from PIL import Image
@@ -17,6 +18,7 @@ from clothparse.engines.torch_engine import TorchEngine
 from clothparse.errors import ConfigError
 from clothparse.parse.batch import (
     coco_records,
+    drop_own_outputs,
     expand_inputs,
     image_id_for,
     load_image_ids,
@@ -35,7 +37,6 @@ from clothparse.parse.outputs import (
 )
 from clothparse.parse.pipeline import STAGES, Parser, SlicParams
 from clothparse.taxonomy import MODANET_CLASSES, PALETTE, palette_flat
-from tests.helpers_parse import save_tiny, synthetic_photo
 
 SLIC = SlicParams(n_segments=80)
 
@@ -268,6 +269,12 @@ def test_expand_inputs(tmp_path: Path) -> None:
         len(errors) == 2 and "nope.jpg" in str(errors[0]) and "matches no images" in str(errors[1])
     )
     assert output_names(paths) == ["x", "y", "x-2", "z", "notes"]
+    assert output_names([Path("results_coco.png")]) == ["results_coco-2"]
+    (a / "x_labels.png").write_bytes(b"1")
+    (a / "x_overlay.png").write_bytes(b"1")
+    found, _ = expand_inputs([a])
+    assert [p.name for p in drop_own_outputs(found, a)] == ["x.jpg", "y.PNG"]
+    assert len(drop_own_outputs(found, b)) == 4
 
 
 def test_image_ids(tmp_path: Path) -> None:

@@ -5,6 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 import torch
+from helpers_parse import save_tiny
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
 from clothparse.engines.base import Detections, Engine
@@ -12,7 +13,6 @@ from clothparse.engines.loader import engine_kind, open_engine
 from clothparse.engines.torch_engine import TorchEngine, image_to_tensor, resolve_device
 from clothparse.errors import ConfigError, DependencyError, ModelError
 from clothparse.taxonomy import MODANET_CLASSES
-from tests.helpers_parse import save_tiny
 
 
 @pytest.fixture(scope="module")
@@ -122,3 +122,18 @@ def test_resolve_device() -> None:
     if not torch.cuda.is_available():
         with pytest.raises(ConfigError, match="CUDA"):
             resolve_device("cuda")
+
+
+@pytest.mark.gpu
+@pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
+def test_matches_torchvision_forward_cuda(ckpt) -> None:
+    eng = TorchEngine.from_checkpoint(ckpt, device="cuda", batch_size=2)
+    images = _images(seed=7)
+    dets = eng.infer(images)
+    with torch.inference_mode():
+        refs = eng.model([image_to_tensor(im, eng.device) for im in images])
+    for det, ref in zip(dets, refs, strict=True):
+        np.testing.assert_allclose(det.boxes, ref["boxes"].cpu().numpy(), rtol=0, atol=1e-3)
+        np.testing.assert_array_equal(det.classes, ref["labels"].cpu().numpy())
+        pasted = paste_masks_in_image(torch.from_numpy(det.masks[:, None]).cuda(), ref["boxes"], ref["masks"].shape[-2:])
+        torch.testing.assert_close(pasted, ref["masks"], rtol=0, atol=1e-5)

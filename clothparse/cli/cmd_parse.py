@@ -22,7 +22,14 @@ from clothparse.cli.errors import EXIT_ERROR, EXIT_PARTIAL, handle_errors, repor
 from clothparse.cli.options import BodyModelPath, Device, ModelPath, OutDir, Quiet, ScoreThresh
 from clothparse.engines.base import Engine
 from clothparse.errors import ConfigError, CptError, DataError
-from clothparse.parse.batch import BatchSummary, Outcome, expand_inputs, load_image_ids, run_batch
+from clothparse.parse.batch import (
+    BatchSummary,
+    Outcome,
+    drop_own_outputs,
+    expand_inputs,
+    load_image_ids,
+    run_batch,
+)
 from clothparse.parse.outputs import OverlayOptions
 from clothparse.parse.pipeline import STAGES, Parser, SlicParams
 from clothparse.taxonomy import MODANET_CLASSES
@@ -107,6 +114,7 @@ def parse(
         if no_superpixel and (show_superpixels or unpredicted_only):
             raise ConfigError("--show-superpixels and --unpredicted-only need the superpixel stage (drop --no-superpixel)")
         paths, input_errors = expand_inputs(inputs)
+        paths = drop_own_outputs(paths, out)
         for err in input_errors:
             report(err)
         if not paths:

@@ -7,7 +7,7 @@ trains on its shard (DDP); only rank 0 writes the run folder.
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, get_args
 
 import typer
 from rich.console import Console
@@ -32,7 +32,9 @@ MaxSize = Annotated[int | None, typer.Option("--max-size", min=32, help="Cap on 
 TimeLimit = Annotated[float | None, typer.Option("--time-limit", min=0.0, help="Stop cleanly (validate, checkpoint) within this many minutes of wall time.")]
 Resume = Annotated[bool, typer.Option("--resume", help="Continue the run in --out from its last checkpoint.")]
 SeedOpt = Annotated[int | None, typer.Option("--seed", help="Random seed (default 0).")]
-WorkersOpt = Annotated[int | None, Workers]
+# The shared --workers option, made optional (None = the backbone's default).
+WorkersOpt = Annotated[int | None, get_args(Workers)[1]]
+Threads = Annotated[int | None, typer.Option("--threads", min=0, help="CPU threads per process (0 = torch default; small: 1, faster on a busy CPU).")]
 
 
 def train(
@@ -54,6 +56,7 @@ def train(
     device: Device = "auto",
     workers: WorkersOpt = None,
     seed: SeedOpt = None,
+    threads: Threads = None,
     quiet: Quiet = False,
 ) -> None:
     """Train Mask R-CNN (SGD, the seed's settings) and write RUN/{best,last}.safetensors+.json and logs."""
@@ -64,7 +67,7 @@ def train(
             data=data, out=out, task=task, backbone=backbone, init=init, weights=weights, epochs=epochs,
             steps_per_epoch=steps_per_epoch, val_steps=val_steps, batch_size=batch_size, lr=lr,
             min_size=min_size, max_size=max_size, time_limit=time_limit, resume=resume, device=device,
-            workers=workers, seed=seed, quiet=quiet,
+            workers=workers, seed=seed, threads=threads, quiet=quiet,
         ))
         if not res.is_main:
             return

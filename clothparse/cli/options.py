@@ -41,3 +41,6 @@ ScoreThresh = Annotated[
 Split = Annotated[str, typer.Option("--split", help="Which annotation file of --data to use: train, val or test.")]
 Workers = Annotated[int, typer.Option("--workers", min=0, help="Data-loading worker processes.")]
 Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; errors and the summary only.")]
+Ratios = Annotated[
+    str, typer.Option("--ratios", help="Fractions of images for train,val,test; must sum to 1.")
+]

@@ -65,13 +65,24 @@ def expand_inputs(inputs: Sequence[str | Path]) -> tuple[list[Path], list[CptErr
 
 
 def output_names(paths: Sequence[Path]) -> list[str]:
-    """One output name per input: the file stem, made unique (``stem-2``, ...) on clashes."""
-    seen: Counter[str] = Counter()
+    """One output name per input: the file stem, made unique (``stem-2``, ...) on clashes
+    (the batch file's stem counts as taken, so no photo overwrites ``results_coco.json``)."""
+    seen: Counter[str] = Counter({Path(RESULTS_NAME).stem: 1})
     names = []
     for p in paths:
         seen[p.stem] += 1
         names.append(p.stem if seen[p.stem] == 1 else f"{p.stem}-{seen[p.stem]}")
     return names
+
+
+def drop_own_outputs(paths: Sequence[Path], out_dir: Path) -> list[Path]:
+    """``paths`` without the label/overlay PNGs a previous run wrote into ``out_dir``
+    (``cpt parse photos/ --out photos/`` must not parse its own outputs next time)."""
+    out = out_dir.resolve()
+    return [
+        p for p in paths
+        if not (p.resolve().parent == out and p.name.endswith(("_labels.png", "_overlay.png")))
+    ]
 
 
 def output_files(out_dir: Path, name: str) -> tuple[Path, Path, Path]:

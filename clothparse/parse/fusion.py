@@ -190,12 +190,12 @@ def _balanced_bins(det: Detections, shape: tuple[int, int], n_bins: int) -> tupl
     vis = np.clip(np.minimum(eb[:, 2] + 1, w) - np.maximum(eb[:, 0], 0), 0, None) * np.clip(
         np.minimum(eb[:, 3] + 1, h) - np.maximum(eb[:, 1], 0), 0, None
     )
-    load = np.zeros(n_bins, np.int64)
+    load = [0] * n_bins
     members: list[list[int]] = [[] for _ in range(n_bins)]
-    for n in np.argsort(-vis, kind="stable"):
-        t = int(np.argmin(load))
-        members[t].append(int(n))
-        load[t] += vis[n] + 64  # + per-detection overhead
+    for n, v in zip(np.argsort(-vis, kind="stable").tolist(), np.sort(vis)[::-1].tolist(), strict=True):
+        t = load.index(min(load))
+        members[t].append(n)
+        load[t] += v + 64  # + per-detection overhead
     order = np.array([n for m in members for n in m], np.int64)
     ptr = np.cumsum([0] + [len(m) for m in members]).astype(np.int64)
     return order, ptr
@@ -231,21 +231,19 @@ def fuse(image_rgb: np.ndarray, sp_labels: np.ndarray, clothing: Detections, bod
     n_thr = max(1, numba.get_num_threads())
     thresh = np.float32(p.mask_thresh)
 
+    body_union = np.zeros((h, w), np.uint8)
+    if len(bodies):
+        bm, bscale = _padded(bodies)
+        K.paint_masks(body_union, np.ones(len(bodies), np.uint8), bodies.boxes, bm, bscale, thresh, np.arange(len(bodies)))
     adj = np.zeros((n_sp, n_sp) if n_sp <= DENSE_ADJ_MAX else (0, 0), np.uint8)
-    stats = K.superpixel_stats(labels, img, n_sp, n_thr, adj)
+    stats = K.superpixel_stats(labels, img, body_union, n_sp, n_thr, adj)
     area = stats[:, 0]
     safe = np.maximum(area, 1).astype(np.float64)
     mean_rgb = stats[:, 3:6] / safe[:, None]
     mean_lab = colour.rgb_to_lab(mean_rgb)
     skin = colour.is_skin(mean_rgb) & (area > 0)
     centroid = np.rint(stats[:, 1:3] / safe[:, None]).astype(np.int64)
-
-    body_union = np.zeros((h, w), np.uint8)
-    if len(bodies):
-        bm, bscale = _padded(bodies)
-        K.paint_masks(body_union, np.ones(len(bodies), np.uint8), bodies.boxes, bm, bscale, thresh, np.arange(len(bodies)))
-    body_count = K.count_in_mask(labels, body_union, n_sp, n_thr)
-    body_cov = body_count / safe
+    body_cov = stats[:, 6] / safe
     if p.vote == "area":
         in_body = (body_cov >= p.body_cover_thresh) & (area > 0)
     else:

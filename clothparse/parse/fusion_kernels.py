@@ -94,26 +94,30 @@ def _hrows(pm: np.ndarray, out_w: int, c0: int, c1: int, thresh: np.float32) -> 
 
 
 @njit(cache=True, parallel=True)
-def superpixel_stats(labels: np.ndarray, image: np.ndarray, n_sp: int, n_chunks: int, adj: np.ndarray) -> np.ndarray:
-    """int64 [S, 6]: per superpixel (pixel count, sum of rows, sum of cols, sum R, sum G, sum B).
+def superpixel_stats(labels: np.ndarray, image: np.ndarray, body: np.ndarray, n_sp: int, n_chunks: int, adj: np.ndarray) -> np.ndarray:
+    """int64 [S, 7]: per superpixel (pixel count, sum of rows, sum of cols, sum R, sum G,
+    sum B, pixels where uint8 [H, W] ``body`` is non-zero).
 
-    Also marks 4-connected superpixel pairs in ``adj`` (uint8 [S, S], symmetric) when it
-    is S x S; pass a 0 x 0 array to skip. Concurrent writes to ``adj`` all store 1.
+    Also marks 4-connected superpixel pairs (a, b) in ``adj`` (uint8 [S, S]) when it is
+    S x S, at [min(a, b), max(a, b)] only (upper triangle; ``dense_to_csr`` symmetrises);
+    pass a 0 x 0 array to skip. Concurrent writes to ``adj`` all store 1.
     """
     h, w = labels.shape
-    acc = np.zeros((n_chunks, n_sp, 6), np.int64)
+    acc = np.zeros((n_chunks, n_sp, 7), np.int64)
     dense = adj.shape[0] == n_sp
     rows_per = (h + n_chunks - 1) // n_chunks
     for t in prange(n_chunks):
         a = acc[t]
         for y in range(t * rows_per, min(h, (t + 1) * rows_per)):
-            # Sums over runs of equal labels stay in registers (see paste_coverage).
+            # Sums over runs of equal labels stay in registers: consecutive increments
+            # of one memory cell would serialise on store-to-load forwarding.
             cur = labels[y, 0]
             n = 0
             sx = 0
             sr = 0
             sg = 0
             sb = 0
+            sm = 0
             for x in range(w):
                 s = labels[y, x]
                 if s != cur:
@@ -123,35 +127,40 @@ def superpixel_stats(labels: np.ndarray, image: np.ndarray, n_sp: int, n_chunks:
                     a[cur, 3] += sr
                     a[cur, 4] += sg
                     a[cur, 5] += sb
+                    a[cur, 6] += sm
+                    if dense:
+                        adj[min(s, cur), max(s, cur)] = 1
                     cur = s
                     n = 0
                     sx = 0
                     sr = 0
                     sg = 0
                     sb = 0
+                    sm = 0
                 n += 1
                 sx += x
                 sr += image[y, x, 0]
                 sg += image[y, x, 1]
                 sb += image[y, x, 2]
-                if dense:
-                    if x + 1 < w:
-                        r = labels[y, x + 1]
-                        if r != s:
-                            adj[s, r] = 1
-                            adj[r, s] = 1
-                    if y + 1 < h:
-                        d = labels[y + 1, x]
-                        if d != s:
-                            adj[s, d] = 1
-                            adj[d, s] = 1
+                sm += body[y, x] != 0
             a[cur, 0] += n
             a[cur, 1] += n * y
             a[cur, 2] += sx
             a[cur, 3] += sr
             a[cur, 4] += sg
             a[cur, 5] += sb
-    out = np.zeros((n_sp, 6), np.int64)
+            a[cur, 6] += sm
+            if dense and y + 1 < h:
+                last = -1
+                for x in range(w):
+                    s = labels[y, x]
+                    d = labels[y + 1, x]
+                    if s != d:
+                        code = s * n_sp + d
+                        if code != last:  # a boundary repeats the same pair along its length
+                            adj[min(s, d), max(s, d)] = 1
+                            last = code
+    out = np.zeros((n_sp, 7), np.int64)
     for t in range(n_chunks):
         out += acc[t]
     return out
@@ -159,18 +168,31 @@ def superpixel_stats(labels: np.ndarray, image: np.ndarray, n_sp: int, n_chunks:
 
 @njit(cache=True)
 def dense_to_csr(adj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """CSR (indptr int64 [S+1], indices int32 [E]) of a symmetric uint8 [S, S] adjacency; neighbours ascending."""
+    """CSR (indptr int64 [S+1], indices int32 [E]) of the undirected graph whose edges are
+    the non-zero upper-triangle entries of uint8 [S, S] ``adj``; neighbours ascending.
+
+    Rows are scanned in ascending order, so node v first receives its smaller neighbours
+    (while rows i < v are scanned) and then its larger ones (row v): lists come out sorted.
+    """
     n = adj.shape[0]
+    deg = np.zeros(n, np.int64)
+    for i in range(n):
+        for j in range(i + 1, n):
+            if adj[i, j]:
+                deg[i] += 1
+                deg[j] += 1
     indptr = np.zeros(n + 1, np.int64)
     for i in range(n):
-        indptr[i + 1] = indptr[i] + np.count_nonzero(adj[i])
+        indptr[i + 1] = indptr[i] + deg[i]
+    fill = indptr[:n].copy()
     indices = np.empty(indptr[n], np.int32)
     for i in range(n):
-        k = indptr[i]
-        for j in range(n):
+        for j in range(i + 1, n):
             if adj[i, j]:
-                indices[k] = j
-                k += 1
+                indices[fill[i]] = j
+                fill[i] += 1
+                indices[fill[j]] = i
+                fill[j] += 1
     return indptr, indices
 
 
@@ -215,7 +237,6 @@ def paste_coverage(labels: np.ndarray, boxes: np.ndarray, pmasks: np.ndarray, sc
             pm = pmasks[n]
             m2 = pm.shape[0]
             hr, span = _hrows(pm, out_w, x0 - bx1, x1 - bx1, thresh)
-            hit = np.empty(x1 - x0, np.int32)
             row = cov[n]
             for y in range(y0, y1):
                 i0, i1, l0, l1 = _src_index(y - by1, out_h, m2)
@@ -225,8 +246,6 @@ def paste_coverage(labels: np.ndarray, boxes: np.ndarray, pmasks: np.ndarray, sc
                     continue
                 # Count runs of equal labels in a register: consecutive increments of
                 # the same memory cell would serialise on store-to-load forwarding.
-                for j in range(j0, j1):  # branch-free, so it vectorises
-                    hit[j] = hr[i0, j] * l0 + hr[i1, j] * l1 >= thresh
                 cur = labels[y, x0 + j0]
                 c = 0
                 for j in range(j0, j1):
@@ -235,7 +254,8 @@ def paste_coverage(labels: np.ndarray, boxes: np.ndarray, pmasks: np.ndarray, sc
                         row[cur] += c
                         cur = lab
                         c = 0
-                    c += hit[j]
+                    if hr[i0, j] * l0 + hr[i1, j] * l1 >= thresh:
+                        c += 1
                 row[cur] += c
     return cov
 
@@ -259,20 +279,6 @@ def paint_masks(out: np.ndarray, value: np.ndarray, boxes: np.ndarray, pmasks: n
             for j in range(min(span[i0, 0], span[i1, 0]), max(span[i0, 1], span[i1, 1])):
                 if out[y, x0 + j] == 0 and hr[i0, j] * l0 + hr[i1, j] * l1 >= thresh:
                     out[y, x0 + j] = val
-
-
-@njit(cache=True, parallel=True)
-def count_in_mask(labels: np.ndarray, mask: np.ndarray, n_sp: int, n_chunks: int) -> np.ndarray:
-    """int64 [S]: pixels of each superpixel where uint8 [H, W] ``mask`` is non-zero."""
-    h, w = labels.shape
-    acc = np.zeros((n_chunks, n_sp), np.int64)
-    rows_per = (h + n_chunks - 1) // n_chunks
-    for t in prange(n_chunks):
-        for y in range(t * rows_per, min(h, (t + 1) * rows_per)):
-            for x in range(w):
-                if mask[y, x]:
-                    acc[t, labels[y, x]] += 1
-    return acc.sum(axis=0)
 
 
 @njit(cache=True)

@@ -26,16 +26,16 @@ def reference_rank(det: Detections) -> np.ndarray:
     ]
     rank = np.empty(len(det), np.int64)
     for r, k in enumerate(sorted(keys)):
-        rank[k[-1]] = r
+        rank[int(k[-1])] = r
     return rank
 
 
 def reference_adjacency(labels: np.ndarray) -> dict[int, list[int]]:
     """Superpixel id -> sorted ids of its 4-connected neighbours."""
     pairs: set[tuple[int, int]] = set()
-    for a, b in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
-        diff = a != b
-        pairs.update(zip(a[diff].tolist(), b[diff].tolist(), strict=True))
+    for left, right in ((labels[:, :-1], labels[:, 1:]), (labels[:-1, :], labels[1:, :])):
+        diff = left != right
+        pairs.update(zip(left[diff].tolist(), right[diff].tolist(), strict=True))
     nbrs: dict[int, set[int]] = {}
     for a, b in pairs:
         nbrs.setdefault(a, set()).add(b)
@@ -106,17 +106,17 @@ def fuse_reference(image_rgb: np.ndarray, sp_labels: np.ndarray, clothing: Detec
     t2 = float(p.grow_colour_thresh) ** 2
     while n_det and rounds < p.max_iters and candidate.any():
         rounds += 1
-        updates = {}
-        for s in np.flatnonzero(candidate & (sp_inst < 0)):
+        updates: dict[int, int] = {}
+        for s in np.flatnonzero(candidate & (sp_inst < 0)).tolist():
             options = []
-            for nb in nbrs.get(int(s), []):
+            for nb in nbrs.get(s, []):
                 if sp_inst[nb] >= 0:
                     d = ((mean_lab[s, 0] - mean_lab[nb, 0]) ** 2 + (mean_lab[s, 1] - mean_lab[nb, 1]) ** 2
                          + (mean_lab[s, 2] - mean_lab[nb, 2]) ** 2)
                     if d < t2:
                         options.append((d, rank[sp_inst[nb]], nb))
             if options:
-                updates[s] = sp_inst[min(options)[2]]
+                updates[s] = int(sp_inst[min(options)[2]])
         for s, i in updates.items():
             sp_inst[s] = i
             grown[s] = True

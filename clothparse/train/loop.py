@@ -157,6 +157,8 @@ def fit(
         dev = torch.device("cuda", info.local_rank)
         torch.cuda.set_device(dev)
     tc.validate()
+    if tc.num_threads > 0 and dev.type == "cpu":
+        torch.set_num_threads(tc.num_threads)
     seed_everything(tc.seed)  # same model init on every rank
     start_step, start_epoch, best = 0, 0, math.inf
     doc: dict[str, Any] = {}

@@ -36,6 +36,7 @@ class TrainOptions:
     device: str = "auto"
     workers: int | None = None
     seed: int | None = None
+    threads: int | None = None
     quiet: bool = False
     extra: dict[str, Any] = field(default_factory=dict)
 
@@ -58,7 +59,7 @@ def configs(opts: TrainOptions) -> tuple[ModelConfig, TrainConfig]:
         ("min_size", mc, "min_size"), ("max_size", mc, "max_size"), ("epochs", tc, "epochs"),
         ("steps_per_epoch", tc, "steps_per_epoch"), ("val_steps", tc, "validation_steps"),
         ("batch_size", tc, "batch_size"), ("lr", tc, "lr"), ("time_limit", tc, "time_limit_min"),
-        ("workers", tc, "num_workers"), ("seed", tc, "seed"),
+        ("workers", tc, "num_workers"), ("seed", tc, "seed"), ("threads", tc, "num_threads"),
     ):
         value = getattr(opts, name)
         if value is not None:
@@ -77,6 +78,8 @@ def train_folder(opts: TrainOptions) -> FitResult:
         raise ConfigError(f"{out} already holds a training run; pass --resume to continue it or choose another --out")
     if opts.resume and not (out / "last.json").exists():
         raise ConfigError(f"{out}/last.json not found: nothing to resume")
+    if out.exists() and not out.is_dir():
+        raise ConfigError("--out exists and is not a folder", out)
     train_ds, val_ds = open_datasets(opts.data, opts.task, tc.hflip_prob, tc.seed)
     mc.class_names = list(train_ds.class_names)
     extra = {"task": opts.task, "data": str(Path(opts.data).resolve()), "init": tc.init,

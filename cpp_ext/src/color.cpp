@@ -79,7 +79,7 @@ void rgb8_to_lab(const std::uint8_t* rgb, int height, int width, std::ptrdiff_t 
 
     // skimage stretches [min, max] of all bytes to [0, 1] before the colour conversion.
     int lo = 255, hi = 0;
-#pragma omp parallel for num_threads(nt) reduction(min : lo) reduction(max : hi) schedule(static)
+#pragma omp parallel for num_threads(nt) reduction(min : lo) reduction(max : hi) schedule(dynamic, 16)
     for (int y = 0; y < height; ++y) {
         const std::uint8_t* row = rgb + static_cast<std::ptrdiff_t>(y) * row_stride;
         int rlo = 255, rhi = 0;
@@ -101,7 +101,7 @@ void rgb8_to_lab(const std::uint8_t* rgb, int height, int width, std::ptrdiff_t 
 #pragma omp parallel num_threads(nt)
     {
         std::vector<float> r(width), g(width), b(width);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 16)
         for (int y = 0; y < height; ++y) {
             const std::uint8_t* row = rgb + static_cast<std::ptrdiff_t>(y) * row_stride;
             for (int x = 0; x < width; ++x) {
@@ -139,11 +139,11 @@ void detail::gaussian_blur(float* plane, int height, int width, double sigma, in
     const int nt = detail::resolve_threads(num_threads);
 #pragma omp parallel num_threads(nt)
     {
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 16)
         for (int y = 0; y < height; ++y)
             blur_rows_vertical(plane, tmp, height, width, y, w.data(), radius);
         std::vector<float> padded(static_cast<std::size_t>(width) + 2 * radius);
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 16)
         for (int y = 0; y < height; ++y) {
             const float* src = tmp + static_cast<std::ptrdiff_t>(y) * width;
             // Only the margins need the (slow, modulo-based) reflection.

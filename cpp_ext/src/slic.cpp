@@ -190,12 +190,14 @@ int segment(const std::uint8_t* rgb, int height, int width, std::ptrdiff_t row_s
         }
         std::fill(acc.begin(), acc.end(), 0.0);
 
+        // Dynamic chunks of rows: on a busy machine a descheduled thread then holds up at most
+        // one chunk instead of half the image.
 #pragma omp parallel num_threads(nt)
         {
             const int tid = detail::thread_id();
             double* my_acc = acc.data() + static_cast<std::size_t>(tid) * K * kAcc;
             float* my_dist = dist.data() + static_cast<std::size_t>(tid) * width;
-#pragma omp for schedule(static)
+#pragma omp for schedule(dynamic, 16)
             for (int y = 0; y < height; ++y) {
                 std::int32_t* lab_row = raw_labels + static_cast<std::size_t>(y) * width;
                 assign_row(im, y, row_cand.data() + row_start[y], row_start[y + 1] - row_start[y],

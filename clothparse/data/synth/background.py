@@ -30,10 +30,19 @@ def _clutter_shape(rng: np.random.Generator, size: int) -> np.ndarray:
     r = size * rng.uniform(0.04, 0.3)
     kind = rng.random()
     if kind < 0.3:
-        return raster.rect(cx - r, cy - r * rng.uniform(0.3, 1.5), cx + r, cy + r * rng.uniform(0.3, 1.5))
+        return raster.rect(
+            cx - r, cy - r * rng.uniform(0.3, 1.5), cx + r, cy + r * rng.uniform(0.3, 1.5)
+        )
     if kind < 0.45:  # poles, door frames, table legs: long thin bars
         w = r * rng.uniform(0.05, 0.2)
-        return raster.capsule(np.array([cx, -10.0]), np.array([cx + rng.normal(0, r), size + 10.0]), w, w, False, False)
+        return raster.capsule(
+            np.array([cx, -10.0]),
+            np.array([cx + rng.normal(0, r), size + 10.0]),
+            w,
+            w,
+            False,
+            False,
+        )
     if kind < 0.7:
         return raster.ellipse(cx, cy, r, r * rng.uniform(0.3, 1.2), angle=rng.uniform(0, np.pi))
     n = int(rng.integers(3, 9))
@@ -52,10 +61,14 @@ def render_background(rng: np.random.Generator, size: int) -> np.ndarray:
     tx, ty = pos * np.float32(np.cos(a) / span), pos * np.float32(np.sin(a) / span)
     offset = -min(0.0, float(tx[-1])) - min(0.0, float(ty[-1]))
     d = c2 - c1
-    img = ((c1 + (ty + offset)[:, None] * d)[:, None, :] + (tx[:, None] * d)[None, :, :]).reshape(-1, 3)
+    img = ((c1 + (ty + offset)[:, None] * d)[:, None, :] + (tx[:, None] * d)[None, :, :]).reshape(
+        -1, 3
+    )
     if rng.random() < 0.5:  # a floor (tiles, carpet, pavement) below a horizon
         horizon = int(size * rng.uniform(0.45, 0.9))
-        tex = random_texture(rng, size * rng.uniform(0.5, 2.0), size, weights=(0.3, 0.1, 0.3, 0.0, 0.3))
+        tex = random_texture(
+            rng, size * rng.uniform(0.5, 2.0), size, weights=(0.3, 0.1, 0.3, 0.0, 0.3)
+        )
         yy, xx = _coords(size)
         img[horizon * size :] = tex.paint(yy[horizon:].ravel(), xx[horizon:].ravel())
     shapes = [_clutter_shape(rng, size) for _ in range(int(rng.integers(2, 11)))]

@@ -84,10 +84,18 @@ class Skeleton:
     def torso_hw(self, y: float) -> float:
         """Half width of the bare torso at local height ``y`` (piecewise linear)."""
         ys = (self.shoulder_y, self.shoulder_y + 0.07, self.waist_y, self.hip_y, self.crotch_y)
-        ws = (self.shoulder_hw, self.shoulder_hw - 0.012, self.waist_hw, self.hip_hw, self.hip_hw * 0.95)
+        ws = (
+            self.shoulder_hw,
+            self.shoulder_hw - 0.012,
+            self.waist_hw,
+            self.hip_hw,
+            self.hip_hw * 0.95,
+        )
         return float(np.interp(y, ys, ws))
 
-    def torso_outline(self, top: float, bottom: float, fit: float, below_hw: float | None = None) -> np.ndarray:
+    def torso_outline(
+        self, top: float, bottom: float, fit: float, below_hw: float | None = None
+    ) -> np.ndarray:
         """Right half (x >= 0) of the torso silhouette from ``top`` to ``bottom``, widened by ``fit``.
 
         Float [M, 2], ordered top to bottom. Below the crotch (long coats, dresses)
@@ -96,7 +104,12 @@ class Skeleton:
         ys = [y for y in (self.shoulder_y + 0.07, self.waist_y, self.hip_y) if top < y < bottom]
         ys = [top, *ys, bottom]
         last = self.hip_hw if below_hw is None else below_hw
-        ws = [self.torso_hw(y) if y <= self.hip_y else float(np.interp(y, (self.hip_y, 1.0), (self.hip_hw, last))) for y in ys]
+        ws = [
+            self.torso_hw(y)
+            if y <= self.hip_y
+            else float(np.interp(y, (self.hip_y, 1.0), (self.hip_hw, last)))
+            for y in ys
+        ]
         return np.array([[w * fit, y] for w, y in zip(ws, ys, strict=True)])
 
 
@@ -167,15 +180,23 @@ def skin_shapes(sk: Skeleton) -> list[np.ndarray]:
     return shapes
 
 
-def hair_shapes(sk: Skeleton, rng: np.random.Generator) -> tuple[list[np.ndarray], list[np.ndarray]]:
+def hair_shapes(
+    sk: Skeleton, rng: np.random.Generator
+) -> tuple[list[np.ndarray], list[np.ndarray]]:
     """Local polygons of the hair: (behind the head, over the head)."""
     cx, cy = sk.head_c
     back: list[np.ndarray] = []
     style = rng.random()
     if style < 0.35:  # long hair falling behind the neck onto the shoulders
         length = rng.uniform(0.17, 0.3)
-        back.append(raster.rounded_rect(cx, cy + length / 2, sk.head_rx * 1.15, length / 2 + 0.02, 0.04))
-    front = [raster.half_ellipse(cx, cy - 0.012, sk.head_rx * 1.08, sk.head_ry * (0.95 + 0.15 * rng.random()))]
+        back.append(
+            raster.rounded_rect(cx, cy + length / 2, sk.head_rx * 1.15, length / 2 + 0.02, 0.04)
+        )
+    front = [
+        raster.half_ellipse(
+            cx, cy - 0.012, sk.head_rx * 1.08, sk.head_ry * (0.95 + 0.15 * rng.random())
+        )
+    ]
     if style > 0.85:  # very short / shaved: hardly any hair over the head
         front = [raster.half_ellipse(cx, cy - 0.03, sk.head_rx * 1.02, sk.head_ry * 0.85)]
     return back, front

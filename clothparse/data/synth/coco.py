@@ -1,10 +1,8 @@
 """Binary masks to COCO annotation fields (polygons, bbox, area).
 
 COCO coordinates put pixel (r, c) in the square [c, c+1) x [r, r+1). Polygons
-trace the mask's outer pixel edges exactly (integer corners), so they rasterise back
-to the mask and the JSON is byte-stable across runs. COCO polygons cannot express
-holes: hole loops are left out, so a hole (e.g. where a tie lies on a top)
-rasterises back as filled; the exact visible masks are in the parsing label maps.
+follow the mask's pixel edges exactly (integer corners), holes included, so they
+rasterise back to exactly the mask and the JSON is byte-stable across runs.
 """
 
 from __future__ import annotations
@@ -12,7 +10,6 @@ from __future__ import annotations
 from typing import Any
 
 import numpy as np
-
 
 # Directions of boundary edges on the pixel-corner lattice: right, down, left, up.
 _STEP_X = np.array([1, 0, -1, 0])
@@ -24,19 +21,19 @@ def _jump_steps(n: int) -> int:
 
 
 def region_loops(regions: np.ndarray, n_regions: int) -> list[list[np.ndarray]]:
-    """Outer boundary loops of every region of an int [H, W] region map, along pixel edges.
+    """Boundary loops of every region of an int [H, W] region map, along pixel edges.
 
     ``regions`` holds a region index 0..n_regions-1 (< 32767) per pixel, or -1 for none.
     Returns, per region, a list of int64 [K, 2] (x, y) corner loops; corner (x, y)
-    is the top-left corner of pixel (row y, column x), so each loop is an exact
-    COCO polygon of its pixels. Edges are directed with their region on the right
-    (outer loops have positive area in x-right/y-down coordinates, holes negative
-    and are dropped); where two pixels of a region touch only diagonally the trace
-    turns right, so they get separate loops. Every corner is a change of direction.
+    is the top-left corner of pixel (row y, column x). Edges are directed with their
+    region on the right, so outer loops have positive area in x-right/y-down
+    coordinates and hole loops negative area; where two pixels of a region touch
+    only diagonally the trace turns right, so they get separate loops. Every corner
+    is a change of direction. The region is exactly the even-odd interior of its loops.
 
     All regions of an image are traced in one vectorised pass (pointer jumping on
-    the successor of each straight run of pixel sides): skimage's contour assembly is a per-segment Python
-    loop costing about a millisecond per mask.
+    the successor of each straight run of pixel sides): skimage's contour assembly
+    is a per-segment Python loop costing about a millisecond per mask.
     """
     result: list[list[np.ndarray]] = [[] for _ in range(n_regions)]
     valid = regions >= 0
@@ -56,7 +53,7 @@ def region_loops(regions: np.ndarray, n_regions: int) -> list[list[np.ndarray]]:
     labs, starts, ends, dirs = [], [], [], []
     # Boundary pixel sides, merged into maximal straight runs (one per polygon side):
     # (neighbour, direction, horizontal?) for each side of a pixel.
-    for nb, d, horizontal in (
+    for nb, side_dir, horizontal in (
         (pad[:-2, 1:-1], 0, True),  # top side, left to right
         (pad[1:-1, 2:], 1, False),  # right side, downwards
         (pad[2:, 1:-1], 2, True),  # bottom side, right to left
@@ -70,24 +67,27 @@ def region_loops(regions: np.ndarray, n_regions: int) -> list[list[np.ndarray]]:
             c, r = np.nonzero(side.T)  # column-major: runs are consecutive rows
             along, across = r, c
         lab = inner[r, c].astype(np.int64)
-        new_run = np.r_[True, (across[1:] != across[:-1]) | (along[1:] != along[:-1] + 1) | (lab[1:] != lab[:-1])]
+        new_run = np.r_[
+            True,
+            (across[1:] != across[:-1]) | (along[1:] != along[:-1] + 1) | (lab[1:] != lab[:-1]),
+        ]
         head = np.flatnonzero(new_run)
         tail = np.r_[head[1:], along.size] - 1
         lo, hi, at = along[head], along[tail] + 1, across[head]
         # Corner (row i, col j) of the padded grid sits at i * stride + j; pixel (r, c)
         # of ``inner`` has its top-left corner at (r + 1, c + 1).
-        if d == 0:
+        if side_dir == 0:
             a, b = (at + 1) * stride + lo + 1, (at + 1) * stride + hi + 1
-        elif d == 2:
+        elif side_dir == 2:
             a, b = (at + 2) * stride + hi + 1, (at + 2) * stride + lo + 1
-        elif d == 1:
+        elif side_dir == 1:
             a, b = (lo + 1) * stride + at + 2, (hi + 1) * stride + at + 2
         else:
             a, b = (hi + 1) * stride + at + 1, (lo + 1) * stride + at + 1
         labs.append(lab[head])
         starts.append(a)
         ends.append(b)
-        dirs.append(np.full(head.size, d))
+        dirs.append(np.full(head.size, side_dir))
     lab, start, end, d = (np.concatenate(v) for v in (labs, starts, ends, dirs))
     n = start.size
     # Run lookup by (region, start corner, direction) through one sorted key array.
@@ -119,27 +119,35 @@ def region_loops(regions: np.ndarray, n_regions: int) -> list[list[np.ndarray]]:
     x, y = start % stride - 1 + ox0, start // stride - 1 + oy0
     first = np.flatnonzero(np.r_[True, cyc[1:] != cyc[:-1]])
     stop = np.r_[first[1:], n]
-    seg = np.repeat(np.arange(first.size), stop - first)
-    nx = ids + 1
-    nx[stop - 1] = first
-    area2 = np.bincount(seg, x * y[nx] - x[nx] * y, first.size)
-    for a, b, area in zip(first.tolist(), stop.tolist(), area2.tolist(), strict=True):
-        if area > 0:
-            result[int(lab[a])].append(np.stack([x[a:b], y[a:b]], axis=1))
+    for a, b in zip(first.tolist(), stop.tolist(), strict=True):
+        result[int(lab[a])].append(np.stack([x[a:b], y[a:b]], axis=1))
     return result
 
 
-def boundary_loops(mask: np.ndarray) -> list[np.ndarray]:
-    """Outer boundary loops of a bool [H, W] mask; see ``region_loops``."""
-    return region_loops(np.where(mask, 0, -1), 1)[0]
+def loop_area(loop: np.ndarray) -> int:
+    """Signed area of a corner loop int [K, 2]: > 0 outer boundary, < 0 hole."""
+    x, y = loop[:, 0], loop[:, 1]
+    twice = x[:-1] @ y[1:] - x[1:] @ y[:-1] + x[-1] * y[0] - x[0] * y[-1]
+    return int(twice) // 2
 
 
 def loops_to_coco(loops: list[np.ndarray]) -> list[list[int]]:
-    """COCO ``segmentation`` polygons from corner loops (int [K, 2] (x, y) each).
+    """COCO ``segmentation`` polygons (integer coordinates, like ModaNet's) from corner loops.
 
-    Integer coordinates, like ModaNet's own polygons (and a third smaller JSON).
+    Without holes: one polygon per outer loop. With holes (e.g. a tie lying on a
+    top), all loops are chained into one polygon, returning to the start after each
+    loop: the connecting segments are traversed once each way and cancel under the
+    even-odd rule that pycocotools rasterises with, so the polygon rasterises back to
+    exactly the mask, hole included (separate polygons would be merged by union and
+    fill the hole).
     """
-    return [loop.ravel().tolist() for loop in loops]
+    if all(loop_area(loop) > 0 for loop in loops):
+        return [loop.ravel().tolist() for loop in loops]
+    anchor = loops[0][:1]
+    chain = [np.concatenate([loops[0], anchor])]
+    for loop in loops[1:]:
+        chain.append(np.concatenate([loop, loop[:1], anchor]))
+    return [np.concatenate(chain).ravel().tolist()]
 
 
 def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
@@ -147,14 +155,6 @@ def mask_bbox(mask: np.ndarray) -> tuple[int, int, int, int]:
     rows = np.flatnonzero(mask.any(axis=1))
     cols = np.flatnonzero(mask.any(axis=0))
     return int(cols[0]), int(rows[0]), int(cols[-1] - cols[0] + 1), int(rows[-1] - rows[0] + 1)
-
-
-def mask_polygons(mask: np.ndarray) -> list[list[int]]:
-    """COCO polygons ``[[x1, y1, x2, y2, ...], ...]`` tracing the outer pixel edges of a bool [H, W] mask.
-
-    One polygon per 4-connected component (holes omitted), >= 4 vertices each.
-    """
-    return loops_to_coco(boundary_loops(mask))
 
 
 def region_annotations(
@@ -173,7 +173,7 @@ def region_annotations(
     for i in range(k):
         if not loops[i]:
             raise ValueError(f"region {i} is empty")
-        pts = np.concatenate(loops[i])
+        pts = np.concatenate(loops[i])  # hole corners lie inside the outer loops: same box
         (x0, y0), (x1, y1) = pts.min(axis=0), pts.max(axis=0)
         anns.append(
             {
@@ -189,6 +189,8 @@ def region_annotations(
     return anns
 
 
-def mask_annotation(mask: np.ndarray, ann_id: int, image_id: int, category_id: int) -> dict[str, Any]:
+def mask_annotation(
+    mask: np.ndarray, ann_id: int, image_id: int, category_id: int
+) -> dict[str, Any]:
     """A COCO instance annotation for a non-empty bool [H, W] mask (polygons, bbox, area, iscrowd 0)."""
     return region_annotations(np.where(mask, 0, -1), [category_id], image_id, ann_id)[0]

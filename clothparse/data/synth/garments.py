@@ -52,10 +52,14 @@ def _sleeve(arm: Limb, reach: float, widen: float) -> list[np.ndarray]:
     """Sleeve over ``arm`` from the shoulder to arc fraction ``reach`` (0-2), radius x ``widen``."""
     if reach <= 1.0:
         p = arm.point(reach)
-        return [raster.capsule(arm.root, p, arm.r_root * widen, arm.radius(reach) * widen, round1=False)]
+        return [
+            raster.capsule(arm.root, p, arm.r_root * widen, arm.radius(reach) * widen, round1=False)
+        ]
     return [
         raster.capsule(arm.root, arm.mid, arm.r_root * widen, arm.r_mid * widen),
-        raster.capsule(arm.mid, arm.point(reach), arm.r_mid * widen, arm.radius(reach) * widen, round1=False),
+        raster.capsule(
+            arm.mid, arm.point(reach), arm.r_mid * widen, arm.radius(reach) * widen, round1=False
+        ),
     ]
 
 
@@ -77,13 +81,21 @@ def leg_extent(sk: Skeleton, y: float) -> float:
     return best
 
 
-def _bodice(sk: Skeleton, rng: np.random.Generator, hem: float, fit: float, below_hw: float | None = None) -> np.ndarray:
+def _bodice(
+    sk: Skeleton, rng: np.random.Generator, hem: float, fit: float, below_hw: float | None = None
+) -> np.ndarray:
     """Torso part of a top or dress: shoulders to ``hem`` with a crew or V neckline."""
     top_y = sk.shoulder_y - 0.018
     neck_w = sk.neck_hw + 0.012
     right = np.concatenate([[[neck_w, top_y]], sk.torso_outline(sk.shoulder_y, hem, fit, below_hw)])
     depth = rng.uniform(0.015, 0.035) if rng.random() < 0.65 else rng.uniform(0.05, 0.1)
-    neckline = np.array([[-neck_w * 0.5, top_y + depth * 0.8], [0.0, top_y + depth], [neck_w * 0.5, top_y + depth * 0.8]])
+    neckline = np.array(
+        [
+            [-neck_w * 0.5, top_y + depth * 0.8],
+            [0.0, top_y + depth],
+            [neck_w * 0.5, top_y + depth * 0.8],
+        ]
+    )
     return np.concatenate([mirror(right), neckline])
 
 
@@ -128,8 +140,14 @@ def outer(sk: Skeleton, rng: np.random.Generator, tex: Texture, min_gap: float =
 def _pelvis(sk: Skeleton, waist: float) -> np.ndarray:
     w = sk.torso_hw(waist) * 1.06
     return np.array(
-        [[-w, waist], [w, waist], [sk.hip_hw * 1.08, sk.hip_y], [sk.hip_hw, sk.crotch_y + 0.02],
-         [-sk.hip_hw, sk.crotch_y + 0.02], [-sk.hip_hw * 1.08, sk.hip_y]]
+        [
+            [-w, waist],
+            [w, waist],
+            [sk.hip_hw * 1.08, sk.hip_y],
+            [sk.hip_hw, sk.crotch_y + 0.02],
+            [-sk.hip_hw, sk.crotch_y + 0.02],
+            [-sk.hip_hw * 1.08, sk.hip_y],
+        ]
     )
 
 
@@ -138,7 +156,11 @@ def pants(sk: Skeleton, rng: np.random.Generator, tex: Texture, waist: float) ->
     polys = [_pelvis(sk, waist)]
     for leg in sk.legs:
         polys.append(raster.capsule(leg.root, leg.mid, leg.r_root * 1.3, leg.r_mid * 1.3))
-        polys.append(raster.capsule(leg.mid, leg.point(reach), leg.r_mid * 1.3, leg.r_end * flare, round1=False))
+        polys.append(
+            raster.capsule(
+                leg.mid, leg.point(reach), leg.r_mid * 1.3, leg.r_end * flare, round1=False
+            )
+        )
     return Garment(PANTS, [(polys, tex)])
 
 
@@ -146,7 +168,15 @@ def shorts(sk: Skeleton, rng: np.random.Generator, tex: Texture, waist: float) -
     reach = rng.uniform(0.3, 0.75)
     polys = [_pelvis(sk, waist)]
     for leg in sk.legs:
-        polys.append(raster.capsule(leg.root, leg.point(reach), leg.r_root * 1.35, leg.radius(reach) * 1.45, round1=False))
+        polys.append(
+            raster.capsule(
+                leg.root,
+                leg.point(reach),
+                leg.r_root * 1.35,
+                leg.radius(reach) * 1.45,
+                round1=False,
+            )
+        )
     return Garment(SHORTS, [(polys, tex)])
 
 
@@ -156,12 +186,16 @@ def skirt(sk: Skeleton, rng: np.random.Generator, tex: Texture, waist: float) ->
     hem_w = max(hip_w + (hem - sk.hip_y) * rng.uniform(0.1, 0.7), leg_extent(sk, hem) + 0.012)
     right = np.array([[sk.torso_hw(waist) * 1.06, waist], [hip_w, sk.hip_y], [hem_w, hem]])
     # A slightly curved hem, right to left, between the two hem corners.
-    hem_curve = np.array([[hem_w * 0.5, hem + 0.01], [0.0, hem + 0.013], [-hem_w * 0.5, hem + 0.01]])
+    hem_curve = np.array(
+        [[hem_w * 0.5, hem + 0.01], [0.0, hem + 0.013], [-hem_w * 0.5, hem + 0.01]]
+    )
     outline = mirror(right)
     return Garment(SKIRT, [([np.concatenate([outline[:3], hem_curve, outline[3:]])], tex)])
 
 
-def _shoe(sk: Skeleton, side: float, leg: Limb, foot: np.ndarray, rx: float, ry: float) -> list[np.ndarray]:
+def _shoe(
+    sk: Skeleton, side: float, leg: Limb, foot: np.ndarray, rx: float, ry: float
+) -> list[np.ndarray]:
     return [
         raster.ellipse(foot[0] + side * 0.008, foot[1] + 0.002, rx, ry, n=14, angle=side * 0.1),
         raster.capsule(leg.end - np.array([0.0, 0.015]), foot, leg.r_end * 1.25, ry * 0.8),
@@ -170,7 +204,11 @@ def _shoe(sk: Skeleton, side: float, leg: Limb, foot: np.ndarray, rx: float, ry:
 
 def footwear(sk: Skeleton, rng: np.random.Generator, tex: Texture) -> Garment:
     rx, ry = rng.uniform(0.042, 0.055), rng.uniform(0.02, 0.027)
-    polys = [p for s, leg, f in zip((-1.0, 1.0), sk.legs, sk.feet, strict=True) for p in _shoe(sk, s, leg, f, rx, ry)]
+    polys = [
+        p
+        for s, leg, f in zip((-1.0, 1.0), sk.legs, sk.feet, strict=True)
+        for p in _shoe(sk, s, leg, f, rx, ry)
+    ]
     return Garment(FOOTWEAR, [(polys, tex)])
 
 
@@ -178,7 +216,11 @@ def boots(sk: Skeleton, rng: np.random.Generator, tex: Texture) -> Garment:
     t0 = rng.uniform(1.0, 1.6)  # shaft top: knee-high (1.0) to ankle boots (1.6)
     polys = []
     for s, leg, f in zip((-1.0, 1.0), sk.legs, sk.feet, strict=True):
-        polys.append(raster.capsule(leg.point(t0), leg.end, leg.radius(t0) * 1.35, leg.r_end * 1.45, round0=False))
+        polys.append(
+            raster.capsule(
+                leg.point(t0), leg.end, leg.radius(t0) * 1.35, leg.r_end * 1.45, round0=False
+            )
+        )
         polys.extend(_shoe(sk, s, leg, f, 0.055, 0.028))
     return Garment(BOOTS, [(polys, tex)])
 
@@ -196,15 +238,25 @@ def belt(sk: Skeleton, rng: np.random.Generator, y: float) -> Garment:
 def tie(sk: Skeleton, rng: np.random.Generator, tex: Texture) -> Garment:
     y0, end = sk.shoulder_y - 0.012, rng.uniform(0.36, 0.45)
     knot = np.array([[-0.013, y0], [0.013, y0], [0.01, y0 + 0.026], [-0.01, y0 + 0.026]])
-    blade = np.array([[-0.009, y0 + 0.024], [0.009, y0 + 0.024], [0.022, end - 0.028], [0.0, end], [-0.022, end - 0.028]])
+    blade = np.array(
+        [
+            [-0.009, y0 + 0.024],
+            [0.009, y0 + 0.024],
+            [0.022, end - 0.028],
+            [0.0, end],
+            [-0.022, end - 0.028],
+        ]
+    )
     return Garment(SCARF_TIE, [([knot, blade], tex)])
 
 
 def scarf(sk: Skeleton, rng: np.random.Generator, tex: Texture) -> Garment:
-    wrap = raster.ellipse(0.0, sk.shoulder_y - 0.01, rng.uniform(0.055, 0.075), rng.uniform(0.026, 0.036))
+    wrap = raster.ellipse(
+        0.0, sk.shoulder_y - 0.01, rng.uniform(0.055, 0.075), rng.uniform(0.026, 0.036)
+    )
     polys = [wrap]
     r = rng.uniform(0.018, 0.026)
-    for s in ((-1.0, 1.0) if rng.random() < 0.5 else (float(rng.choice([-1.0, 1.0])),)):
+    for s in (-1.0, 1.0) if rng.random() < 0.5 else (float(rng.choice([-1.0, 1.0])),):
         start = np.array([s * 0.028, sk.shoulder_y])
         end = np.array([s * rng.uniform(0.02, 0.05), rng.uniform(0.3, 0.5)])
         polys.append(raster.capsule(start, end, r, r * 1.1, round1=False))
@@ -225,8 +277,12 @@ def headwear(sk: Skeleton, rng: np.random.Generator, tex: Texture) -> Garment:
     else:  # brimmed hat
         crown_h = rng.uniform(0.03, 0.045)
         polys = [
-            raster.rounded_rect(cx, cy - sk.head_ry * 0.75 - crown_h * 0.5, sk.head_rx * 0.95, crown_h + 0.01, 0.015),
-            raster.ellipse(cx, cy - sk.head_ry * 0.42, rng.uniform(0.09, 0.13), rng.uniform(0.013, 0.02), n=20),
+            raster.rounded_rect(
+                cx, cy - sk.head_ry * 0.75 - crown_h * 0.5, sk.head_rx * 0.95, crown_h + 0.01, 0.015
+            ),
+            raster.ellipse(
+                cx, cy - sk.head_ry * 0.42, rng.uniform(0.09, 0.13), rng.uniform(0.013, 0.02), n=20
+            ),
         ]
     return Garment(HEADWEAR, [(polys, tex)])
 
@@ -238,10 +294,16 @@ def sunglasses(sk: Skeleton, rng: np.random.Generator) -> Garment:
     if rng.random() < 0.6:
         lenses = [raster.ellipse(cx + s * d, y, rx, ry, n=12) for s in (-1.0, 1.0)]
     else:
-        lenses = [raster.rounded_rect(cx + s * d, y, rx, ry, ry * 0.5, n_corner=3) for s in (-1.0, 1.0)]
+        lenses = [
+            raster.rounded_rect(cx + s * d, y, rx, ry, ry * 0.5, n_corner=3) for s in (-1.0, 1.0)
+        ]
     bridge = raster.rect(cx - d + rx * 0.7, y - ry * 0.6, cx + d - rx * 0.7, y - ry * 0.15)
     dark = rng.random() < 0.8
-    colour = hsv(rng.random(), rng.uniform(0, 0.8), rng.uniform(0.03, 0.25)) if dark else random_colour(rng)
+    colour = (
+        hsv(rng.random(), rng.uniform(0, 0.8), rng.uniform(0.03, 0.25))
+        if dark
+        else random_colour(rng)
+    )
     return Garment(SUNGLASSES, [([*lenses, bridge], solid(colour))])
 
 
@@ -253,12 +315,15 @@ def bag(sk: Skeleton, rng: np.random.Generator, tex: Texture) -> Garment:
     if kind < 0.5:  # shoulder / cross-body bag at the hip, strap from a shoulder
         centre = np.array([-s * rng.uniform(0.08, 0.16), rng.uniform(0.47, 0.6)])
         shoulder = np.array([s * (sk.shoulder_hw - 0.03), sk.shoulder_y - 0.004])
-        strap = [raster.capsule(shoulder, centre + [0.0, -hh], 0.008, 0.008)]
+        strap = [raster.capsule(shoulder, centre + np.array([0.0, -hh]), 0.008, 0.008)]
     else:  # handbag hanging from a hand, or a clutch held in it
         hand = sk.hands[0 if s < 0 else 1]
         if kind < 0.8:
             centre = hand + np.array([0.0, hh + 0.03])
-            strap = [raster.capsule(hand, centre + [c * hw * 0.6, -hh], 0.006, 0.006) for c in (-1.0, 1.0)]
+            strap = [
+                raster.capsule(hand, centre + np.array([c * hw * 0.6, -hh]), 0.006, 0.006)
+                for c in (-1.0, 1.0)
+            ]
         else:
             centre, hh, strap = hand + np.array([0.0, 0.01]), hh * 0.6, []
     body = raster.rounded_rect(centre[0], centre[1], hw, hh, min(hw, hh) * 0.3)
@@ -288,7 +353,13 @@ def dress_person(sk: Skeleton, rng: np.random.Generator, size: int) -> list[Garm
                 break
     waist = rng.uniform(0.43, 0.47)
     f = rng.random()
-    foot = boots(sk, rng, tex()) if f < P_BOOTS else footwear(sk, rng, tex()) if f < P_BOOTS + P_FOOTWEAR else None
+    foot = (
+        boots(sk, rng, tex())
+        if f < P_BOOTS
+        else footwear(sk, rng, tex())
+        if f < P_BOOTS + P_FOOTWEAR
+        else None
+    )
     if lower == "skirt":  # boots and shoes go under a skirt's hem, over trouser legs
         out += [g for g in (foot,) if g] + [skirt(sk, rng, tex(), waist)]
     else:

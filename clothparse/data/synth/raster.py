@@ -60,10 +60,11 @@ def fill_polygons(polys: list[np.ndarray], size: int) -> list[np.ndarray]:
     edge = np.repeat(np.arange(n_vert), n_cross)
     row = ra[edge] + np.arange(total) - (np.cumsum(n_cross) - n_cross)[edge]
     dy = y1 - y0
-    slope = (x1 - x0) / np.where(dy == 0, 1.0, dy)
+    dy = np.where(dy == 0, 1.0, dy)
+    # Multiply before dividing (exact at tie points such as integer vertices).
     # Clipping x to [-1, size + 1] changes no pixel (runs are clipped to the image
     # anyway) and bounds the sort key below.
-    x = np.clip(x0[edge] + (row - y0[edge]) * slope[edge], -1.0, size + 1.0)
+    x = np.clip(x0[edge] + (row - y0[edge]) * (x1 - x0)[edge] / dy[edge], -1.0, size + 1.0)
     pid = np.repeat(np.arange(n_poly), counts)[edge]
     line = pid * size + row
     order = np.argsort(line * (size + 4.0) + (x + 2.0), kind="stable")
@@ -81,11 +82,6 @@ def fill_polygons(polys: list[np.ndarray], size: int) -> list[np.ndarray]:
     return np.split(idx, np.cumsum(per_poly)[:-1])
 
 
-def fill_union(polys: list[np.ndarray], size: int) -> np.ndarray:
-    """Flat indices (int64, may repeat) of the union of several polygons."""
-    return np.concatenate(fill_polygons(polys, size)) if polys else EMPTY
-
-
 @functools.lru_cache(maxsize=64)
 def _unit_arc(start: float, stop: float, n: int, endpoint: bool) -> tuple[np.ndarray, np.ndarray]:
     """cos and sin of ``n`` angles from ``start`` to ``stop`` (cached: shapes reuse a few arcs)."""
@@ -96,7 +92,9 @@ def _unit_arc(start: float, stop: float, n: int, endpoint: bool) -> tuple[np.nda
     return c, s
 
 
-def ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 20, angle: float = 0.0) -> np.ndarray:
+def ellipse(
+    cx: float, cy: float, rx: float, ry: float, n: int = 20, angle: float = 0.0
+) -> np.ndarray:
     """Polygon float [n, 2] approximating an ellipse rotated by ``angle`` radians."""
     cos_t, sin_t = _unit_arc(0.0, 2.0 * math.pi, n, False)
     ex, ey = rx * cos_t, ry * sin_t
@@ -113,7 +111,13 @@ def half_ellipse(cx: float, cy: float, rx: float, ry: float, n: int = 12) -> np.
 
 
 def capsule(
-    p0: np.ndarray, p1: np.ndarray, r0: float, r1: float, round0: bool = True, round1: bool = True, n_cap: int = 5
+    p0: np.ndarray,
+    p1: np.ndarray,
+    r0: float,
+    r1: float,
+    round0: bool = True,
+    round1: bool = True,
+    n_cap: int = 5,
 ) -> np.ndarray:
     """A tapered limb from ``p0`` (radius ``r0``) to ``p1`` (radius ``r1``); float [M, 2].
 
@@ -128,7 +132,9 @@ def capsule(
     pts: list[np.ndarray] = []
     for p, r, rnd, sign in ((p1, r1, round1, 1.0), (p0, r0, round0, -1.0)):
         if rnd:
-            pts.append(np.asarray(p) + r * (cos_t[:, None] * (sign * d) - sin_t[:, None] * (sign * nrm)))
+            pts.append(
+                np.asarray(p) + r * (cos_t[:, None] * (sign * d) - sin_t[:, None] * (sign * nrm))
+            )
         else:
             pts.append(np.stack([np.asarray(p) + sign * r * nrm, np.asarray(p) - sign * r * nrm]))
     return np.concatenate(pts, axis=0)
@@ -139,7 +145,9 @@ def rect(x0: float, y0: float, x1: float, y1: float) -> np.ndarray:
     return np.array([[x0, y0], [x1, y0], [x1, y1], [x0, y1]], dtype=np.float64)
 
 
-def rounded_rect(cx: float, cy: float, hw: float, hh: float, radius: float, n_corner: int = 4) -> np.ndarray:
+def rounded_rect(
+    cx: float, cy: float, hw: float, hh: float, radius: float, n_corner: int = 4
+) -> np.ndarray:
     """Rectangle centred at (cx, cy), half sizes hw, hh, corners rounded by ``radius``."""
     radius = min(radius, hw, hh)
     pts = []

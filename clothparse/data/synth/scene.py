@@ -94,7 +94,10 @@ def paint_owner(layers: list[Layer], size: int) -> np.ndarray:
 
 
 def resolve_visibility(
-    layers: list[Layer], size: int, min_area: int = MIN_INSTANCE_AREA, min_person_area: int = MIN_PERSON_AREA
+    layers: list[Layer],
+    size: int,
+    min_area: int = MIN_INSTANCE_AREA,
+    min_person_area: int = MIN_PERSON_AREA,
 ) -> tuple[list[Layer], np.ndarray]:
     """Apply the tiny-instance rule; return the kept layers (same order) and their owner map [size * size]."""
     kept = list(layers)
@@ -105,7 +108,8 @@ def resolve_visibility(
         for layer, a in zip(kept, areas, strict=True):
             person_area[layer.person] = person_area.get(layer.person, 0) + int(a)
         keep = [
-            (layer.label == BODY_LABEL or a >= min_area) and person_area[layer.person] >= min_person_area
+            (layer.label == BODY_LABEL or a >= min_area)
+            and person_area[layer.person] >= min_person_area
             for layer, a in zip(kept, areas, strict=True)
         ]
         if all(keep):
@@ -147,7 +151,9 @@ def build_layers(rng: np.random.Generator, size: int) -> list[Layer]:
     stays its own part so that shading follows individual limbs.
     """
     n = int(rng.choice(len(PEOPLE_P), p=PEOPLE_P))
-    skeletons = sorted((_place_person(rng, size) for _ in range(n)), key=lambda s: s.origin[1] + s.height)
+    skeletons = sorted(
+        (_place_person(rng, size) for _ in range(n)), key=lambda s: s.origin[1] + s.height
+    )
     layers: list[Layer] = []
     polys: list[np.ndarray] = []
     owners: list[tuple[Layer, Texture]] = []
@@ -166,7 +172,9 @@ def build_layers(rng: np.random.Generator, size: int) -> list[Layer]:
     return layers
 
 
-def composite(background: np.ndarray, layers: list[Layer], owner: np.ndarray, size: int) -> np.ndarray:
+def composite(
+    background: np.ndarray, layers: list[Layer], owner: np.ndarray, size: int
+) -> np.ndarray:
     """Paint each layer's textures on its visible pixels; float32 [size * size, 3] RGB in [0, 255].
 
     Each part gets a soft horizontal shading (darker towards its left/right edge)

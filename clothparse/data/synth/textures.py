@@ -16,7 +16,14 @@ import numpy as np
 # Skin tones from light to dark (RGB); a person's tone is interpolated between two
 # neighbours so the whole range is covered, not six fixed colours.
 SKIN_TONES = np.array(
-    [(255, 224, 196), (241, 194, 167), (224, 172, 135), (198, 134, 96), (141, 85, 56), (92, 56, 40)],
+    [
+        (255, 224, 196),
+        (241, 194, 167),
+        (224, 172, 135),
+        (198, 134, 96),
+        (141, 85, 56),
+        (92, 56, 40),
+    ],
     dtype=np.float32,
 )
 HAIR_COLOURS = np.array(
@@ -26,8 +33,17 @@ HAIR_COLOURS = np.array(
 # Neutral garment colours (black, white, greys, navy, beige, denim, brown, khaki):
 # real wardrobes are full of them, and they stop colour alone from naming the class.
 NEUTRALS = np.array(
-    [(20, 20, 22), (235, 235, 230), (128, 128, 128), (70, 70, 75), (30, 40, 80), (215, 195, 160),
-     (70, 100, 150), (110, 70, 40), (160, 150, 100)],
+    [
+        (20, 20, 22),
+        (235, 235, 230),
+        (128, 128, 128),
+        (70, 70, 75),
+        (30, 40, 80),
+        (215, 195, 160),
+        (70, 100, 150),
+        (110, 70, 40),
+        (160, 150, 100),
+    ],
     dtype=np.float32,
 )
 
@@ -133,7 +149,9 @@ def random_texture(
     )
     if kind == "noise":
         # Denim-like mottling: a low-contrast partner colour over a coarse lattice.
-        tex.c2 = np.clip(c1 * rng.uniform(0.6, 1.4) + rng.normal(0, 15, 3), 0, 255).astype(np.float32)
+        tex.c2 = np.clip(c1 * rng.uniform(0.6, 1.4) + rng.normal(0, 15, 3), 0, 255).astype(
+            np.float32
+        )
         tex.period = max(2.0, period * 0.6)
         cells = int(size / tex.period) + 2
         tex.grid = rng.random((cells, cells), dtype=np.float32)
@@ -142,7 +160,9 @@ def random_texture(
 
 def solid(colour: np.ndarray) -> Texture:
     """A single-colour texture (``colour`` float32 [3] RGB in [0, 255])."""
-    return Texture("solid", np.asarray(colour, dtype=np.float32), np.asarray(colour, dtype=np.float32))
+    return Texture(
+        "solid", np.asarray(colour, dtype=np.float32), np.asarray(colour, dtype=np.float32)
+    )
 
 
 def skin_colour(rng: np.random.Generator) -> np.ndarray:

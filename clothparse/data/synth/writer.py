@@ -19,7 +19,9 @@ the id of the wearer's annotation in ``body.json``.
 from __future__ import annotations
 
 import io
+from collections import deque
 from collections.abc import Callable, Sequence
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import Any
 
@@ -32,6 +34,7 @@ from clothparse.data.synth.coco import region_annotations
 from clothparse.data.synth.scene import (
     MIN_INSTANCE_AREA,
     MIN_PERSON_AREA,
+    Scene,
     instance_map,
     person_map,
     render_scene,
@@ -66,15 +69,49 @@ def encode_label_png(label_map: np.ndarray) -> bytes:
 def check_settings(n: int, size: int, seed: int) -> None:
     """Raise ConfigError for settings the generator cannot honour."""
     if n < 0:
-        raise ConfigError(f"number of images must be >= 0, got {n}")
+        raise ConfigError(f"--n (number of images) must be >= 0, got {n}")
     if not MIN_SIZE <= size <= MAX_SIZE:
-        raise ConfigError(f"image size must be between {MIN_SIZE} and {MAX_SIZE} px, got {size}")
+        raise ConfigError(
+            f"--size (image side) must be between {MIN_SIZE} and {MAX_SIZE} px, got {size}"
+        )
     if seed < 0:
-        raise ConfigError(f"seed must be >= 0, got {seed}")
+        raise ConfigError(f"--seed must be >= 0, got {seed}")
 
 
-def _coco(info: dict[str, Any], images: list[dict[str, Any]], anns: list[dict[str, Any]], cats: list[dict[str, object]]) -> dict[str, Any]:
+def _coco(
+    info: dict[str, Any],
+    images: list[dict[str, Any]],
+    anns: list[dict[str, Any]],
+    cats: list[dict[str, object]],
+) -> dict[str, Any]:
     return {"info": info, "licenses": [], "images": images, "annotations": anns, "categories": cats}
+
+
+class _Annotations:
+    """COCO records and class counts collected image by image."""
+
+    def __init__(self) -> None:
+        self.images: list[dict[str, Any]] = []
+        self.clothing: list[dict[str, Any]] = []
+        self.bodies: list[dict[str, Any]] = []
+        self.inst_count = np.zeros(taxonomy.NUM_CLOTHING_CLASSES + 1, dtype=np.int64)
+        self.image_count = np.zeros(taxonomy.NUM_CLOTHING_CLASSES + 1, dtype=np.int64)
+        self.images_with_people = 0
+
+    def add(self, scene: Scene, image_id: int, file_name: str) -> None:
+        size = scene.image.shape[0]
+        self.images.append({"id": image_id, "file_name": file_name, "width": size, "height": size})
+        first_body = len(self.bodies) + 1
+        person_cats = [taxonomy.COCO_PERSON_ID] * len(scene.persons)
+        self.bodies += region_annotations(person_map(scene), person_cats, image_id, first_body)
+        classes = [inst.class_id for inst in scene.instances]
+        anns = region_annotations(instance_map(scene), classes, image_id, len(self.clothing) + 1)
+        for ann, inst in zip(anns, scene.instances, strict=True):
+            ann["person_id"] = first_body + inst.person
+        self.clothing += anns
+        np.add.at(self.inst_count, classes, 1)
+        self.image_count[sorted(set(classes))] += 1
+        self.images_with_people += bool(scene.persons)
 
 
 def write_dataset(
@@ -95,39 +132,42 @@ def write_dataset(
     out = Path(out_dir)
     (out / "images").mkdir(parents=True, exist_ok=True)
     (out / "labels").mkdir(parents=True, exist_ok=True)
+    acc = _Annotations()
+    # Atomic writes fsync every file; a few writer threads overlap that disk wait
+    # with rendering (which holds the GIL only between numpy calls).
+    with ThreadPoolExecutor(max_workers=4) as pool:
+        pending: deque[Future[None]] = deque()
+        for i in range(n):
+            scene = render_scene(np.random.default_rng([seed, i]), size)
+            stem = f"{i + 1:06d}"
+            pending.append(
+                pool.submit(write_bytes, out / "images" / f"{stem}.jpg", encode_jpeg(scene.image))
+            )
+            pending.append(
+                pool.submit(
+                    write_bytes, out / "labels" / f"{stem}.png", encode_label_png(scene.label_map)
+                )
+            )
+            while len(pending) > 64:
+                pending.popleft().result()  # bounded backlog; re-raises a failed write
+            acc.add(scene, i + 1, f"{stem}.jpg")
+            if progress is not None:
+                progress(i + 1, n)
+        for job in pending:
+            job.result()
 
-    images: list[dict[str, Any]] = []
-    clothing: list[dict[str, Any]] = []
-    bodies: list[dict[str, Any]] = []
-    n_classes = taxonomy.NUM_CLOTHING_CLASSES
-    inst_count = np.zeros(n_classes + 1, dtype=np.int64)
-    image_count = np.zeros(n_classes + 1, dtype=np.int64)
-    images_with_people = 0
-    for i in range(n):
-        scene = render_scene(np.random.default_rng([seed, i]), size)
-        image_id, stem = i + 1, f"{i + 1:06d}"
-        write_bytes(out / "images" / f"{stem}.jpg", encode_jpeg(scene.image))
-        write_bytes(out / "labels" / f"{stem}.png", encode_label_png(scene.label_map))
-        images.append({"id": image_id, "file_name": f"{stem}.jpg", "width": size, "height": size})
-        first_body = len(bodies) + 1
-        person_cats = [taxonomy.COCO_PERSON_ID] * len(scene.persons)
-        bodies += region_annotations(person_map(scene), person_cats, image_id, first_body)
-        anns = region_annotations(instance_map(scene), [x.class_id for x in scene.instances], image_id, len(clothing) + 1)
-        for ann, inst in zip(anns, scene.instances, strict=True):
-            ann["person_id"] = first_body + inst.person
-            inst_count[inst.class_id] += 1
-        clothing += anns
-        image_count[sorted({inst.class_id for inst in scene.instances})] += 1
-        images_with_people += bool(scene.persons)
-        if progress is not None:
-            progress(i + 1, n)
-
-    settings = {"n": n, "size": size, "seed": seed, "ratios": list(ratios),
-                "min_instance_area": MIN_INSTANCE_AREA, "min_person_area": MIN_PERSON_AREA}
+    settings = {
+        "n": n,
+        "size": size,
+        "seed": seed,
+        "ratios": list(ratios),
+        "min_instance_area": MIN_INSTANCE_AREA,
+        "min_person_area": MIN_PERSON_AREA,
+    }
     info = {"description": "clothparse synthetic paper-doll dataset", "format": FORMAT, **settings}
     datasets = (
-        ("clothing.json", "", _coco(info, images, clothing, taxonomy.coco_categories())),
-        ("body.json", "body_", _coco(info, images, bodies, taxonomy.person_categories())),
+        ("clothing.json", "", _coco(info, acc.images, acc.clothing, taxonomy.coco_categories())),
+        ("body.json", "body_", _coco(info, acc.images, acc.bodies, taxonomy.person_categories())),
     )
     splits: dict[str, int] = {}
     for file_name, split_prefix, coco in datasets:
@@ -140,13 +180,16 @@ def write_dataset(
         "format": FORMAT,
         **settings,
         "images": n,
-        "images_with_people": images_with_people,
-        "persons": len(bodies),
-        "instances": len(clothing),
+        "images_with_people": acc.images_with_people,
+        "persons": len(acc.bodies),
+        "instances": len(acc.clothing),
         "splits": splits,
         "classes": {
-            taxonomy.class_name(c): {"instances": int(inst_count[c]), "images": int(image_count[c])}
-            for c in range(1, n_classes + 1)
+            taxonomy.class_name(c): {
+                "instances": int(acc.inst_count[c]),
+                "images": int(acc.image_count[c]),
+            }
+            for c in range(1, taxonomy.NUM_CLOTHING_CLASSES + 1)
         },
     }
     write_json(out / "synth.json", summary)

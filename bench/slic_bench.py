@@ -1,0 +1,140 @@
+"""SLIC speed: native vs scikit-image (and fast-slic when importable), same images, same run.
+
+Sizes 600x400 and 1024x768 (width x height) of a real photo (scikit-image's ``coffee``,
+resized), ~900 segments, the seed's compactness 20 and sigma 2 (fast-slic has no sigma; it
+runs with its own compactness default, as the peer anchor in ANCHORS.md). Each timing is the
+median (and min) of ``--repeat`` runs after one warm-up run.
+
+Run: ``python -m clothparse.bench.slic_bench [--threads 2] [--repeat 15] [--json OUT.json]``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from collections.abc import Callable
+from functools import partial
+from typing import Any
+
+import numpy as np
+
+SIZES = ((600, 400), (1024, 768))  # (width, height)
+N_SEGMENTS = 900
+
+
+def test_image(width: int, height: int) -> np.ndarray:
+    """RGB uint8 [height, width, 3]: scikit-image's ``coffee`` photo resized (bicubic)."""
+    from PIL import Image
+    from skimage import data
+
+    img = Image.fromarray(data.coffee()).resize((width, height), Image.Resampling.BICUBIC)
+    return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
+
+
+def time_call(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
+    """(median, min) wall time in milliseconds of ``repeat`` calls after one warm-up call."""
+    fn()
+    times = []
+    for _ in range(repeat):
+        t0 = time.perf_counter()
+        fn()
+        times.append((time.perf_counter() - t0) * 1e3)
+    return float(np.median(times)), float(np.min(times))
+
+
+def segmenters(threads: int) -> dict[str, Callable[[np.ndarray], object]]:
+    """Name -> function of an RGB uint8 image, for every implementation installed."""
+    from skimage.segmentation import slic as sk_slic
+
+    from clothparse.parse import slic_native
+
+    out: dict[str, Callable[[np.ndarray], object]] = {
+        "skimage": lambda im: sk_slic(
+            im, n_segments=N_SEGMENTS, compactness=20.0, sigma=2.0, start_label=0, channel_axis=-1
+        ),
+    }
+    if slic_native.available():
+        out[f"native ({threads} threads)"] = lambda im: slic_native.slic(
+            im, N_SEGMENTS, 20.0, 2.0, num_threads=threads
+        )
+        if threads != 1:
+            out["native (1 thread)"] = lambda im: slic_native.slic(
+                im, N_SEGMENTS, 20.0, 2.0, num_threads=1
+            )
+    try:
+        from fast_slic.avx2 import SlicAvx2
+    except ImportError:
+        pass
+    else:
+        engine = SlicAvx2(num_components=N_SEGMENTS, num_threads=threads)
+        out["fast-slic avx2"] = lambda im: engine.iterate(im)
+    return out
+
+
+def run(repeat: int, threads: int, skimage_repeat: int) -> list[dict[str, Any]]:
+    """One row per (size, implementation): median/min ms and the ratio to the native median."""
+    rows: list[dict[str, Any]] = []
+    impls = segmenters(threads)
+    for width, height in SIZES:
+        img = test_image(width, height)
+        size_rows: list[dict[str, Any]] = []
+        for name, fn in impls.items():
+            reps = skimage_repeat if name == "skimage" else repeat
+            med, best = time_call(partial(fn, img), reps)
+            size_rows.append(
+                {
+                    "size": f"{width}x{height}",
+                    "impl": name,
+                    "median_ms": med,
+                    "min_ms": best,
+                    "runs": reps,
+                }
+            )
+        native = next(
+            (r for r in size_rows if str(r["impl"]).startswith(f"native ({threads}")), None
+        )
+        for r in size_rows:
+            r["x_native"] = r["median_ms"] / native["median_ms"] if native else float("nan")
+        rows.extend(size_rows)
+    return rows
+
+
+def markdown(rows: list[dict[str, Any]]) -> str:
+    """A Markdown table of the timing rows."""
+    lines = [
+        "| size | implementation | median ms | min ms | runs | × native median |",
+        "|---|---|---|---|---|---|",
+    ]
+    for r in rows:
+        lines.append(
+            f"| {r['size']} | {r['impl']} | {r['median_ms']:.2f} | {r['min_ms']:.2f} | {r['runs']} | {r['x_native']:.2f} |"
+        )
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Print the timing table; optionally write it as JSON."""
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--threads", type=int, default=2, help="threads for native and fast-slic")
+    parser.add_argument(
+        "--repeat", type=int, default=15, help="timed runs per native/fast-slic row"
+    )
+    parser.add_argument(
+        "--skimage-repeat", type=int, default=5, help="timed runs per scikit-image row"
+    )
+    parser.add_argument("--json", help="write the rows to this JSON file")
+    args = parser.parse_args(argv)
+    rows = run(args.repeat, args.threads, args.skimage_repeat)
+    print(markdown(rows))
+    if args.json:
+        from clothparse.io.atomic import atomic_open
+
+        with atomic_open(args.json, "w") as fh:
+            json.dump(
+                {"n_segments": N_SEGMENTS, "threads": args.threads, "rows": rows}, fh, indent=2
+            )
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,364 @@
+"""The benchmark grid behind ``cpt bench``: engines x precision x size x batch x superpixels.
+
+Each cell builds a ``clothparse.parse.Parser`` and times, per iteration (after
+``warmup`` discarded iterations): decode (JPEG -> RGB), preprocess (the engine's own
+input preparation, timed alone: the model stage includes it too), clothing model, body
+model, superpixels, fusion (from ``ParseResult.timings``), encoding outputs
+(``clothparse.parse.outputs.encode_result``: RLE, polygons, PNG label map and overlay),
+and end to end (decode + parse + encode of the whole batch, one clock). Per-image stage
+times are in ms; ``end_to_end`` is per batch. Cells that cannot run are kept as rows
+with ``status: "skipped"`` and the reason. The body model always runs in PyTorch.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import time
+from collections.abc import Callable, Iterator
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Any
+
+from clothparse.bench import timing
+from clothparse.bench.inputs import BenchImage, load_images
+from clothparse.bench.models import TorchModel, body_model, export_model, load_torch_model, random_model, trt_available
+from clothparse.errors import ConfigError
+
+ENGINES = ("torch", "onnx", "trt")
+PRECISIONS = ("fp32", "fp16", "int8")
+SUPERPIXELS = ("auto", "skimage", "native")
+#: Stages of a row, in pipeline order (``preprocess`` is part of ``clothing_model``).
+STAGES = ("decode", "preprocess", "clothing_model", "body_model", "superpixels", "fusion", "encode")
+REPORT_FORMAT = "clothparse-bench/1"
+
+
+@dataclass
+class SuiteConfig:
+    """Settings of one suite run (see ``cpt bench --help``); sizes are (height, width)."""
+
+    engines: list[str] = field(default_factory=lambda: ["torch", "onnx"])
+    precisions: list[str] = field(default_factory=lambda: ["fp32"])
+    sizes: list[tuple[int, int]] = field(default_factory=lambda: [(800, 1024)])
+    batches: list[int] = field(default_factory=lambda: [1])
+    superpixels: list[str] = field(default_factory=lambda: ["auto"])
+    model: Path | None = None
+    body_model: str | None = None
+    backbone: str = "resnet101"
+    images: Path | None = None
+    warmup: int = 2
+    repeat: int = 10
+    baselines: bool = True
+    seed_repeat: int = 3
+    out: Path = Path("bench_out")
+    device: str = "auto"
+
+    def validate(self) -> SuiteConfig:
+        def check(name: str, values: list[str], allowed: tuple[str, ...]) -> None:
+            bad = [v for v in values if v not in allowed]
+            if bad or not values:
+                raise ConfigError(f"--{name}: expected a comma-separated subset of {','.join(allowed)}, got {','.join(values) or 'nothing'}")
+
+        check("engines", self.engines, ENGINES)
+        check("precision", self.precisions, PRECISIONS)
+        check("superpixels", self.superpixels, SUPERPIXELS)
+        if not self.sizes or any(min(s) < 32 for s in self.sizes):
+            raise ConfigError(f"--sizes: need HxW sizes of at least 32 px, got {self.sizes}")
+        if not self.batches or min(self.batches) < 1:
+            raise ConfigError(f"--batch: batch sizes must be >= 1, got {self.batches}")
+        if self.warmup < 0 or self.repeat < 1:
+            raise ConfigError(f"--warmup must be >= 0 and --repeat >= 1, got {self.warmup}, {self.repeat}")
+        return self
+
+
+def parse_sizes(text: str) -> list[tuple[int, int]]:
+    """``"800x1024,600x400"`` -> [(800, 1024), (600, 400)] (height x width); ConfigError otherwise."""
+    out = []
+    for part in (p.strip() for p in text.split(",") if p.strip()):
+        try:
+            h, w = (int(v) for v in part.lower().split("x"))
+        except ValueError:
+            raise ConfigError(f"--sizes: expected HxW like 800x1024, got {part!r}") from None
+        out.append((h, w))
+    if not out:
+        raise ConfigError("--sizes: no size given")
+    return out
+
+
+def parse_list(text: str) -> list[str]:
+    return [p.strip().lower() for p in text.split(",") if p.strip()]
+
+
+@dataclass
+class _Cell:
+    engine: str
+    precision: str
+    height: int
+    width: int
+    batch: int
+    superpixels: str
+
+    @property
+    def name(self) -> str:
+        return f"{self.engine} {self.precision} {self.height}x{self.width} b{self.batch} sp={self.superpixels}"
+
+    def row(self, **extra: Any) -> dict[str, Any]:
+        return {"name": self.name, **asdict(self), **extra}
+
+
+class _Skip(Exception):
+    """A cell that cannot run on this machine; the message is the reason."""
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(f"{type(exc).__name__}: {exc}".split())[:300] if not isinstance(exc, _Skip) else str(exc)
+
+
+class Suite:
+    """Runs the grid of ``cfg`` and returns the report dict (``run``)."""
+
+    def __init__(self, cfg: SuiteConfig, log: Callable[[str], None] = print) -> None:
+        from clothparse.engines.torch_engine import resolve_device
+
+        self.cfg = cfg.validate()
+        self.log = log
+        self.device = resolve_device(cfg.device)
+        self.notes: list[str] = []
+        self.export_path: Path | None = None
+        self.tm: TorchModel | None = None
+        if cfg.model is not None:
+            from clothparse.engines.loader import engine_kind
+
+            if engine_kind(cfg.model) == "torch":
+                self.tm = load_torch_model(cfg.model)
+            else:
+                self.export_path = cfg.model
+        else:
+            self.tm = random_model(cfg.backbone)
+            self.notes.append(f"clothing model: random-init {cfg.backbone} (score threshold 0: every detection kept)")
+        body_backbone = "small" if cfg.backbone == "small" else "resnet50"
+        self.body, note = body_model(cfg.body_model, body_backbone)
+        self.notes.append(note + "; the body model runs in PyTorch in every row")
+        self.notes.append("torch rows: the model's resize is set to the cell size, so the network sees H x W")
+        self.notes.append("preprocess is measured alone; clothing_model includes it")
+
+    # -- engines -------------------------------------------------------------------
+    def _torch_engine(self, tm: TorchModel, h: int, w: int, batch: int) -> Any:
+        from clothparse.engines.torch_engine import TorchEngine
+
+        eng = TorchEngine(tm.model, tm.class_names, self.device, batch_size=batch)
+        eng.model.transform.min_size = (min(h, w),)
+        eng.model.transform.max_size = max(h, w)
+        return eng
+
+    def clothing_engine(self, cell: _Cell, calib: list[Any]) -> Any:
+        """The clothing engine of ``cell``; raises ``_Skip`` with the reason when it cannot run."""
+        e, p = cell.engine, cell.precision
+        if e == "torch":
+            if self.tm is None:
+                raise _Skip("--model is an exported file; the torch engine needs a checkpoint")
+            if p == "int8":
+                raise _Skip("int8 is for exported models (onnx QDQ, trt), not torch")
+            if p == "fp16" and self.device.type != "cuda":
+                raise _Skip("torch fp16 (autocast) needs a CUDA device")
+            return self._torch_engine(self.tm, cell.height, cell.width, cell.batch)
+        if e == "trt":
+            reason = trt_available()
+            if reason:
+                raise _Skip(reason)
+        if e == "onnx" and p == "fp16":
+            raise _Skip("onnx fp16 is not exported (ONNX Runtime CPU has no fp16 kernels); use trt fp16")
+        path = self.export_path
+        if path is not None:
+            from clothparse.engines.loader import engine_kind
+
+            if engine_kind(path) != e:
+                raise _Skip(f"--model {path.name} is a {engine_kind(path)} file, not {e}")
+        else:
+            assert self.tm is not None
+            if cell.height % 32 or cell.width % 32:
+                raise _Skip(f"exports need H and W that are multiples of 32 (got {cell.height}x{cell.width})")
+            self.log(f"exporting {e} {p} {cell.height}x{cell.width} batch {cell.batch} ...")
+            path = export_model(self.tm, self.cfg.out / "exports", cell.height, cell.width, cell.batch, e, p, calib)
+        from clothparse.engines.loader import open_engine
+
+        return open_engine(path, kind=e, device="cpu" if self.device.type == "cpu" else "auto")
+
+    def _preprocess(self, engine: Any) -> Callable[[list[Any]], Any]:
+        sc = getattr(engine, "sidecar", None)
+        if sc is not None:
+            from clothparse.export.preprocess import prepare_batch
+
+            return lambda imgs: prepare_batch(imgs, sc.height, sc.width, sc.batch)
+        import torch
+
+        from clothparse.engines.torch_engine import image_to_tensor
+
+        def torch_pre(imgs: list[Any]) -> Any:
+            with torch.inference_mode():
+                return engine.model.transform([image_to_tensor(im, engine.device) for im in imgs])
+
+        return torch_pre
+
+    def _autocast(self, cell: _Cell) -> contextlib.AbstractContextManager[Any]:
+        if cell.engine == "torch" and cell.precision == "fp16":
+            import torch
+
+            return torch.autocast("cuda", dtype=torch.float16)
+        return contextlib.nullcontext()
+
+    # -- one cell --------------------------------------------------------------------
+    def run_cell(self, cell: _Cell, images: list[BenchImage], parser: Any) -> tuple[dict[str, Any], Any]:
+        """Time ``cell``; returns (row, the last batch's first ParseResult)."""
+        from clothparse.io.images import decode_rgb
+        from clothparse.parse.outputs import encode_result
+
+        pre = self._preprocess(parser.clothing)
+        samples: dict[str, list[float]] = {s: [] for s in STAGES}
+        e2e: list[float] = []
+        n_det: list[int] = []
+        last: Any = None
+        timing.reset_peak_gpu()
+        for it in range(self.cfg.warmup + self.cfg.repeat):
+            rgbs = [b.rgb for b in images]
+            with timing.Clock() as c_pre:
+                pre(rgbs)
+            with timing.Clock() as c_all, self._autocast(cell):
+                decode_s = []
+                decoded = []
+                for b in images:
+                    t0 = time.perf_counter()
+                    decoded.append(decode_rgb(b.jpeg, b.name))
+                    decode_s.append(time.perf_counter() - t0)
+                results = parser.parse_batch(decoded, decode_s)
+                encode_s = []
+                for r, im, b in zip(results, decoded, images, strict=True):
+                    t0 = time.perf_counter()
+                    encode_result(r, im, b.name)
+                    encode_s.append(time.perf_counter() - t0)
+            if it < self.cfg.warmup:
+                continue
+            for r, enc in zip(results, encode_s, strict=True):
+                for s in ("decode", "clothing_model", "body_model", "superpixels", "fusion"):
+                    samples[s].append(float(r.timings.get(s, 0.0)))
+                samples["encode"].append(enc)
+                n_det.append(len(r.clothing))
+            samples["preprocess"].append(c_pre.seconds / len(images))
+            e2e.append(c_all.seconds)
+            last = results[0]
+        stages = {s: timing.summarize(v).to_dict() for s, v in samples.items()}
+        e2e_stats = timing.summarize(e2e)
+        med = {s: float(stages[s]["median_ms"]) for s in STAGES}
+        post = med["superpixels"] + med["fusion"] + med["encode"]
+        row = cell.row(
+            status="ok",
+            superpixel_backend=parser.superpixels.name if parser.superpixels is not None else None,
+            stages=stages,
+            end_to_end=e2e_stats.to_dict(),
+            end_to_end_per_image_ms=round(e2e_stats.median_ms / len(images), 4),
+            throughput_ips=round(timing.throughput(len(images), e2e_stats.median_ms / 1000.0), 4),
+            post_model_share=round(post / med["clothing_model"], 4) if med["clothing_model"] > 0 else None,
+            detections_mean=round(sum(n_det) / len(n_det), 2),
+            peak_rss_mb=round(timing.peak_rss_mb(), 1),
+            peak_gpu_mb=None if (g := timing.peak_gpu_mb()) is None else round(g, 1),
+        )
+        return row, last
+
+    # -- the grid --------------------------------------------------------------------
+    def run(self) -> dict[str, Any]:
+        from clothparse.bench.report import machine_info, versions
+
+        cfg = self.cfg
+        rows: list[dict[str, Any]] = []
+        baselines: list[dict[str, Any]] = []
+        sources: set[str] = set()
+        body_engines: dict[tuple[int, int, int], Any] = {}
+        for h, w in cfg.sizes:
+            first_ok: tuple[Any, Any] | None = None
+            for batch in cfg.batches:
+                images, source = load_images(cfg.images, h, w, max(batch, 1))
+                sources.add(source)
+                if self.body is not None and (h, w, batch) not in body_engines:
+                    body_engines[(h, w, batch)] = self._torch_engine(self.body, h, w, batch)
+                for engine in cfg.engines:
+                    for prec in cfg.precisions:
+                        for sp in cfg.superpixels:
+                            cell = _Cell(engine, prec, h, w, batch, sp)
+                            row, result, parser = self._try_cell(cell, images, body_engines.get((h, w, batch)))
+                            rows.append(row)
+                            if result is not None and first_ok is None:
+                                first_ok = (result, parser)
+            if cfg.baselines:
+                baselines += self._baselines(h, w, first_ok)
+        return {
+            "format": REPORT_FORMAT,
+            "created": time.strftime("%Y-%m-%dT%H:%M:%S%z"),
+            "machine": machine_info(),
+            "versions": versions(),
+            "settings": self._settings(sorted(sources)),
+            "notes": self.notes,
+            "rows": rows,
+            "baselines": baselines,
+        }
+
+    def _try_cell(self, cell: _Cell, images: list[BenchImage], body: Any) -> tuple[dict[str, Any], Any, Any]:
+        from clothparse.parse.pipeline import Parser
+        from clothparse.parse.superpixels import get_backend
+
+        self.log(f"{cell.name} ...")
+        try:
+            with _skip_errors():
+                backend = get_backend(cell.superpixels)
+                if cell.superpixels == "native" and backend.name != "native":
+                    raise _Skip("the native SLIC is not built")
+                clothing = self.clothing_engine(cell, [b.rgb for b in images])
+                parser = Parser(clothing, body, backend)
+                row, result = self.run_cell(cell, images, parser)
+                return row, result, parser
+        except _Skip as exc:
+            self.log(f"  skipped: {exc}")
+            return cell.row(status="skipped", reason=str(exc)), None, None
+
+    def _baselines(self, h: int, w: int, first_ok: tuple[Any, Any] | None) -> list[dict[str, Any]]:
+        from clothparse.bench.baselines import run_baselines, skipped
+
+        if first_ok is None:
+            return [skipped("baselines", f"{h}x{w}", "no grid cell at this size ran")]
+        result, parser = first_ok
+        images, _ = load_images(self.cfg.images, h, w, 1)
+        self.log(f"baselines {h}x{w} ...")
+        try:
+            return run_baselines(
+                images[0].rgb, result.clothing, result.body, parser.superpixels, parser.slic, parser.params,
+                self.cfg.warmup, self.cfg.repeat, max(1, min(self.cfg.repeat, self.cfg.seed_repeat)),
+            )
+        except Exception as exc:  # a failed baseline must not lose the grid
+            return [skipped("baselines", f"{h}x{w}", _one_line(exc))]
+
+    def _settings(self, sources: list[str]) -> dict[str, Any]:
+        c = self.cfg
+        return {
+            "engines": c.engines, "precisions": c.precisions, "sizes": [f"{h}x{w}" for h, w in c.sizes],
+            "batches": c.batches, "superpixels": c.superpixels, "model": str(c.model) if c.model else None,
+            "clothing_model": self.tm.source if self.tm is not None else str(self.export_path),
+            "body_model": self.body.source if self.body is not None else None, "backbone": c.backbone,
+            "images": sources, "warmup": c.warmup, "repeat": c.repeat, "seed_repeat": c.seed_repeat,
+            "device": str(self.device), "baselines": c.baselines,
+        }
+
+
+@contextlib.contextmanager
+def _skip_errors() -> Iterator[None]:
+    """Turn a missing dependency, a failed export or an engine error into a skipped row."""
+    from clothparse.errors import CptError
+
+    try:
+        yield
+    except _Skip:
+        raise
+    except (CptError, ImportError, RuntimeError, ValueError, OSError) as exc:
+        raise _Skip(_one_line(exc)) from exc
+
+
+def run_suite(cfg: SuiteConfig, log: Callable[[str], None] = print) -> dict[str, Any]:
+    """Run the whole grid of ``cfg``; returns the report dict (see ``clothparse.bench.report``)."""
+    return Suite(cfg, log).run()

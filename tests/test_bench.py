@@ -1,0 +1,148 @@
+"""The benchmark suite produces well-formed reports (never timed as a test).
+
+A tiny configuration (small-backbone random model, 128 px, warm-up 0, repeat 1) runs
+through the CLI; the checks are on the report structure, the skipped-engine rows, the
+--compare arithmetic on hand-made reports, exit codes, and the GPU check's CPU paths
+(the numba-cuda fusion kernels under the CUDA simulator must match the CPU kernel).
+"""
+
+from __future__ import annotations
+
+import json
+import subprocess
+from pathlib import Path
+
+import numpy as np
+import pytest
+from typer.testing import CliRunner
+
+from clothparse.bench import report as rep
+from clothparse.bench.timing import STAT_KEYS, summarize
+from clothparse.cli.app import app
+
+ROOT = Path(__file__).resolve().parent.parent
+PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
+TINY = ["bench", "--sizes", "128x128", "--backbone", "small", "--body-model", "random", "--warmup", "0", "--repeat", "1", "--superpixels", "skimage"]
+
+
+@pytest.fixture(scope="module")
+def tiny_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, object]:
+    out = tmp_path_factory.mktemp("bench")
+    result = CliRunner().invoke(app, [*TINY, "--engines", "torch,trt", "--precision", "fp32,int8", "--out", str(out)])
+    return out, result
+
+
+def test_tiny_suite_writes_wellformed_reports(tiny_report: tuple[Path, object]) -> None:
+    out, result = tiny_report
+    assert result.exit_code == 0, result.output  # type: ignore[attr-defined]
+    data = json.loads((out / "bench.json").read_text())
+    for key in ("format", "machine", "versions", "settings", "rows", "baselines", "notes"):
+        assert key in data
+    for key in ("cpu", "cores", "gpu"):
+        assert key in data["machine"]
+    for key in ("python", "torch", "torchvision", "onnxruntime", "numba", "clothparse_commit"):
+        assert key in data["versions"]
+    ok = [r for r in data["rows"] if r["status"] == "ok"]
+    assert [r["name"] for r in ok] == ["torch fp32 128x128 b1 sp=skimage"]
+    row = ok[0]
+    assert set(row["stages"]) == set(rep.STAGES)
+    for stats in (*row["stages"].values(), row["end_to_end"]):
+        assert set(stats) == set(STAT_KEYS) and stats["n"] == 1 and stats["min_ms"] >= 0
+    assert row["end_to_end"]["median_ms"] >= row["stages"]["clothing_model"]["median_ms"]
+    assert row["throughput_ips"] > 0 and row["peak_rss_mb"] > 0 and row["detections_mean"] > 0
+    md = (out / "bench.md").read_text()
+    assert "| torch fp32 128x128 b1 sp=skimage |" in md
+    assert md.count("|---") >= 1
+    assert (out / "bench.png").read_bytes()[:8] == PNG_MAGIC
+    names = {b["name"] for b in data["baselines"]}
+    assert "seed superpixel stage (SLIC + fusion)" in names and "fast-slic (peer)" in names
+
+
+def test_unavailable_engines_are_reported_as_skipped(tiny_report: tuple[Path, object]) -> None:
+    out, _ = tiny_report
+    data = json.loads((out / "bench.json").read_text())
+    skipped = {r["name"]: r["reason"] for r in data["rows"] if r["status"] == "skipped"}
+    assert "int8" in skipped["torch int8 128x128 b1 sp=skimage"]
+    assert "TensorRT" in skipped["trt fp32 128x128 b1 sp=skimage"]
+    assert "TensorRT" in skipped["trt int8 128x128 b1 sp=skimage"]
+    assert len(data["rows"]) == 4  # 2 engines x 2 precisions, none dropped silently
+    assert "trt fp32 128x128 b1 sp=skimage" in (out / "bench.md").read_text()
+
+
+def _report(rows: dict[str, tuple[float, float]]) -> dict:
+    """A hand-made report: name -> (end-to-end median, fusion median)."""
+    def stats(ms: float) -> dict:
+        return {k: (1 if k == "n" else ms) for k in STAT_KEYS}
+
+    out_rows = [
+        {"name": n, "status": "ok", "end_to_end": stats(e), "stages": {s: stats(f if s == "fusion" else 1.0) for s in rep.STAGES}}
+        for n, (e, f) in rows.items()
+    ]
+    out_rows.append({"name": "trt", "status": "skipped", "reason": "no TensorRT"})
+    return {"format": "x", "machine": {}, "versions": {}, "settings": {}, "rows": out_rows, "baselines": []}
+
+
+def test_compare_ratio_per_row() -> None:
+    old = _report({"a": (100.0, 10.0), "b": (50.0, 0.0), "gone": (1.0, 1.0)})
+    new = _report({"a": (80.0, 5.0), "b": (75.0, 2.0), "fresh": (1.0, 1.0)})
+    rows, unmatched = rep.compare(new, old)
+    by = {r.name: r for r in rows}
+    assert set(by) == {"a", "b"}
+    assert by["a"].ratio == pytest.approx(0.8) and by["b"].ratio == pytest.approx(1.5)
+    assert by["a"].stage_ratios["fusion"] == pytest.approx(0.5)
+    assert by["b"].stage_ratios["fusion"] is None  # old stage took 0 ms: no ratio
+    assert unmatched == ["fresh", "gone"]
+
+
+def test_cli_compare_and_exit_codes(tmp_path: Path, tiny_report: tuple[Path, object]) -> None:
+    out, _ = tiny_report
+    runner = CliRunner()
+    bad = runner.invoke(app, [*TINY, "--engines", "torch,foo", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 1 and "--engines" in bad.output
+    bad = runner.invoke(app, [*TINY, "--sizes", "128", "--out", str(tmp_path / "x")])
+    assert bad.exit_code == 1 and "--sizes" in bad.output
+    missing = runner.invoke(app, [*TINY, "--compare", str(tmp_path / "nope.json"), "--out", str(tmp_path / "x")])
+    assert missing.exit_code == 1 and "nope.json" in missing.output
+    (tmp_path / "junk.json").write_text("[1, 2]")
+    junk = runner.invoke(app, [*TINY, "--compare", str(tmp_path / "junk.json"), "--out", str(tmp_path / "x")])
+    assert junk.exit_code == 1 and "not a cpt bench report" in junk.output
+    old = json.loads((out / "bench.json").read_text())
+    data = rep.load_report(out / "bench.json")
+    rows, _ = rep.compare(data, old)
+    assert [r.ratio for r in rows] == [1.0]
+
+
+def test_summarize_matches_numpy() -> None:
+    rng = np.random.default_rng(1)
+    s = rng.uniform(0.001, 0.1, 37)
+    st = summarize(list(s))
+    ms = s * 1000
+    assert st.median_ms == pytest.approx(np.median(ms)) and st.p90_ms == pytest.approx(np.percentile(ms, 90))
+    assert st.p99_ms == pytest.approx(np.percentile(ms, 99)) and st.min_ms == pytest.approx(ms.min())
+    assert st.max_ms == pytest.approx(ms.max()) and st.n == 37
+    with pytest.raises(ValueError):
+        summarize([])
+
+
+def test_gpu_check_script_syntax() -> None:
+    subprocess.run(["bash", "-n", str(ROOT / "bench" / "gpu_check.sh")], check=True)
+
+
+def test_gpu_check_dry_run_exercises_cpu_paths(tmp_path: Path) -> None:
+    from clothparse.bench import gpu_check
+
+    assert gpu_check.main([str(tmp_path), "--dry-run", "--budget", "200"]) == 0
+    data = json.loads((tmp_path / "gpu_check.json").read_text())
+    sec = data["sections"]
+    assert data["dry_run"] is True
+    assert sec["env"]["tensorrt_note"]
+    model = sec["model-resnet50"]
+    assert model["eager_fp32"]["status"] == "ok" and model["wrapper_eager_fp32"]["status"] == "ok"
+    assert model["wrapper_cuda_graph_fp16"]["status"] == gpu_check.NO_CUDA
+    assert sec["compile-resnet50"]["status"] == gpu_check.NO_CUDA and sec["suite"]["status"] == gpu_check.NO_CUDA
+    # The numba-cuda kernels under the CUDA simulator agree with the CPU fusion, array by array.
+    fusion = sec["fusion"]
+    assert fusion["status"].startswith("simulator"), fusion
+    assert fusion["identical"] is True and set(fusion["mismatches"]) >= {"coverage", "label_map", "stats"}
+    md = (tmp_path / "gpu_check.md").read_text()
+    assert "TensorRT is not installed" in md or "TensorRT is installed" in md

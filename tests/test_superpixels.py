@@ -1,0 +1,100 @@
+"""Superpixel backends: scikit-image backend vs scikit-image itself, get_backend, relabelling."""
+
+from __future__ import annotations
+
+import logging
+import types
+
+import numpy as np
+import pytest
+from skimage.segmentation import slic
+
+from clothparse.errors import ConfigError, DataError, DependencyError
+from clothparse.parse import superpixels as sp
+
+
+def _photo(h: int = 64, w: int = 80, seed: int = 0) -> np.ndarray:
+    rng = np.random.default_rng(seed)
+    yy, xx = np.mgrid[:h, :w]
+    base = np.stack([xx * 3, yy * 3, (xx + yy) * 2], axis=-1) % 256
+    return np.clip(base + rng.normal(0, 10, (h, w, 3)), 0, 255).astype(np.uint8)
+
+
+def test_skimage_backend_equals_skimage_slic() -> None:
+    img = _photo()
+    got = sp.get_backend("skimage").segment(img, n_segments=40, compactness=20.0, sigma=2.0)
+    want = slic(img, n_segments=40, compactness=20.0, sigma=2.0, convert2lab=True, start_label=0, channel_axis=-1)
+    assert got.dtype == np.int32 and got.shape == img.shape[:2]
+    assert np.array_equal(got, sp.relabel_contiguous(want))
+    assert np.array_equal(np.unique(got), np.arange(got.max() + 1))
+
+
+def test_default_parameters_are_the_seeds() -> None:
+    img = _photo(96, 96, seed=1)
+    got = sp.SkimageSlic().segment(img)
+    want = slic(img, n_segments=900, compactness=20, sigma=2, convert2lab=True, start_label=0, channel_axis=-1)
+    assert np.array_equal(got, sp.relabel_contiguous(want))
+
+
+@pytest.mark.parametrize("shape", [(1, 1), (1, 7), (5, 1), (2, 2)])
+def test_tiny_images(shape: tuple[int, int]) -> None:
+    img = np.full((*shape, 3), 120, np.uint8)
+    lab = sp.get_backend("skimage").segment(img)
+    assert lab.shape == shape and lab.dtype == np.int32 and lab.min() == 0
+    assert np.array_equal(np.unique(lab), np.arange(lab.max() + 1))
+
+
+@pytest.mark.parametrize(
+    "bad",
+    [np.zeros((4, 4), np.uint8), np.zeros((4, 4, 4), np.uint8), np.zeros((4, 4, 3), np.float32), np.zeros((0, 4, 3), np.uint8)],
+)
+def test_bad_images_raise_data_error(bad: np.ndarray) -> None:
+    with pytest.raises(DataError):
+        sp.SkimageSlic().segment(bad)
+
+
+@pytest.mark.parametrize("kw", [{"n_segments": 0}, {"compactness": 0.0}, {"sigma": -1.0}, {"compactness": float("nan")}])
+def test_bad_parameters_raise_config_error(kw: dict[str, float]) -> None:
+    with pytest.raises(ConfigError):
+        sp.SkimageSlic().segment(_photo(8, 8), **kw)  # type: ignore[arg-type]
+
+
+def test_relabel_contiguous() -> None:
+    lab = np.array([[5, 5, 9], [2, 9, 9]])
+    out = sp.relabel_contiguous(lab)
+    assert out.dtype == np.int32
+    assert np.array_equal(out, [[1, 1, 2], [0, 2, 2]])
+    same = np.array([[0, 1], [2, 1]], np.int32)
+    assert np.array_equal(sp.relabel_contiguous(same), same)
+    with pytest.raises(ValueError):
+        sp.relabel_contiguous(np.array([[-1, 0]]))
+
+
+def test_get_backend_names(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
+    with pytest.raises(ConfigError):
+        sp.get_backend("opencv")
+    assert isinstance(sp.get_backend("skimage"), sp.SuperpixelBackend)
+    monkeypatch.setattr(sp, "_import_native", lambda: None)
+    monkeypatch.setattr(sp, "_told_fallback", False)
+    with pytest.raises(DependencyError, match=r"clothparse\._slic"):
+        sp.get_backend("native")
+    with caplog.at_level(logging.WARNING, logger=sp.__name__):
+        assert sp.get_backend("auto").name == "skimage"
+        assert sp.get_backend().name == "skimage"
+    told = [r for r in caplog.records if "clothparse._slic" in r.getMessage()]
+    assert len(told) == 1  # the user is told once, not per image
+
+
+def test_auto_prefers_native_when_importable(monkeypatch: pytest.MonkeyPatch) -> None:
+    # A stand-in module that runs the real scikit-image SLIC with the native contract's
+    # positional signature, with one label id skipped to exercise relabelling.
+    def native_slic(image: np.ndarray, n: int, c: float, s: float) -> np.ndarray:
+        lab = slic(image, n_segments=n, compactness=c, sigma=s, start_label=0, channel_axis=-1)
+        return (lab * 2).astype(np.int32)
+
+    monkeypatch.setattr(sp, "_import_native", lambda: types.SimpleNamespace(slic=native_slic))
+    backend = sp.get_backend("auto")
+    assert backend.name == "native"
+    img = _photo(32, 32)
+    got = backend.segment(img, n_segments=20)
+    assert np.array_equal(got, sp.SkimageSlic().segment(img, n_segments=20))
