@@ -18,8 +18,8 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-
 from clothparse.bench.timing import summarize, time_fn
+
 from clothparse.engines.base import Detections
 
 
@@ -39,7 +39,7 @@ def skipped(name: str, size: str, reason: str) -> dict[str, Any]:
 def fast_slic_segmenter(n_segments: int, compactness: float) -> Callable[[np.ndarray], np.ndarray] | None:
     """fast-slic's AVX2 SLIC as ``f(RGB uint8 [H, W, 3]) -> int labels [H, W]``, or None if not installed."""
     try:
-        from fast_slic.avx2 import SlicAvx2  # type: ignore[import-not-found]
+        from fast_slic.avx2 import SlicAvx2
     except ImportError:
         return None
     slic = SlicAvx2(num_components=int(n_segments), compactness=float(compactness))
@@ -63,6 +63,7 @@ def run_baselines(
     ``seed_repeat`` caps the repeats of the (slow) seed way.
     """
     from clothparse.bench.seed_baseline import seed_parse
+
     from clothparse.parse.fusion import fuse
     from clothparse.parse.superpixels import get_backend
 

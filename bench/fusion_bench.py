@@ -62,13 +62,16 @@ def _detections(rng: np.random.Generator, n: int, n_classes: int, big: bool = Fa
     return Detections(boxes, rng.uniform(0.05, 1.0, n), rng.integers(1, n_classes + 1, n), masks)
 
 
-def _median_ms(fn, runs: int) -> tuple[float, float]:
+def _timings(fn, runs: int) -> dict[str, float]:
+    """Wall-clock median / p90 / min and process CPU time per call, all in ms."""
     times = []
+    cpu0 = time.process_time()
     for _ in range(runs):
         t = time.perf_counter()
         fn()
         times.append((time.perf_counter() - t) * 1e3)
-    return float(np.median(times)), float(np.percentile(times, 90))
+    cpu = (time.process_time() - cpu0) * 1e3 / runs
+    return {"median": float(np.median(times)), "p90": float(np.percentile(times, 90)), "min": float(np.min(times)), "cpu": cpu}
 
 
 _CHILD = """
@@ -107,6 +110,7 @@ def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--runs", type=int, default=100, help="timed fuse calls (>= 50 for the report)")
     ap.add_argument("--seed-runs", type=int, default=3, help="timed runs of the seed baseline")
+    ap.add_argument("--threads", default="1,2", help="comma-separated Numba thread counts to time fuse with")
     ap.add_argument("--no-subprocess", action="store_true", help="skip the fresh-process cache measurement")
     ap.add_argument("--json", type=Path, default=None, help="also write the numbers as JSON to this path")
     args = ap.parse_args(argv)
@@ -116,33 +120,42 @@ def main(argv: list[str] | None = None) -> int:
 
     from clothparse.parse.fusion import fuse, pixel_level
 
+    load = os.getloadavg()[0]
     inputs = make_input()
     image, labels, cl, bo = inputs
     n_sp = int(labels.max()) + 1
     fuse(image, labels, cl, bo)  # JIT (or cache load)
-    fuse_med, fuse_p90 = _median_ms(lambda: fuse(image, labels, cl, bo), args.runs)
-    pix_med, _ = _median_ms(lambda: pixel_level(image.shape, cl, bo), max(10, args.runs // 5))
-    seed_med, _ = _median_ms(lambda: seed_parse(image, labels, cl, bo), args.seed_runs)
+    pixel_level(image.shape, cl, bo)
+    rows = []
+    fuse_medians: list[float] = []
+    results: dict[str, object] = {"n_superpixels": n_sp, "loadavg_1min": load}
+    for n_thr in [int(v) for v in args.threads.split(",")]:
+        numba.set_num_threads(min(n_thr, numba.config.NUMBA_NUM_THREADS))  # type: ignore[attr-defined]
+        f = _timings(lambda: fuse(image, labels, cl, bo), args.runs)
+        px = _timings(lambda: pixel_level(image.shape, cl, bo), max(10, args.runs // 5))
+        results[f"fuse_{n_thr}t"], results[f"pixel_level_{n_thr}t"] = f, px
+        fuse_medians.append(f["median"])
+        rows.append((f"fuse, area vote, {n_thr} thread(s)", f"{f['median']:.2f} ms (p90 {f['p90']:.2f}, min {f['min']:.2f})",
+                     f"median of {args.runs}; CPU {f['cpu']:.2f} ms/call"))
+        rows.append((f"pixel_level (no superpixels), {n_thr} thread(s)", f"{px['median']:.2f} ms (min {px['min']:.2f})", "median"))
+    best = min(fuse_medians)
+    seed = _timings(lambda: seed_parse(image, labels, cl, bo), args.seed_runs)
+    results["seed"] = seed
+    rows.append(("seed way (torchvision paste + regionprops + Python loops)", f"{seed['median']:.0f} ms", f"median of {args.seed_runs}"))
+    rows.append(("speed-up vs seed way (best fuse median)", f"{seed['median'] / best:.0f}x", ""))
     proc = None if args.no_subprocess else first_call_times(inputs)
-
-    rows = [
-        ("fuse (Numba, area vote), after JIT", f"{fuse_med:.2f} ms (p90 {fuse_p90:.2f})", f"median of {args.runs}"),
-        ("pixel_level (no superpixels)", f"{pix_med:.2f} ms", "median"),
-        ("seed way (torchvision paste + regionprops + Python loops)", f"{seed_med:.0f} ms", f"median of {args.seed_runs}"),
-        ("speed-up vs seed way", f"{seed_med / fuse_med:.0f}x", ""),
-    ]
+    results["subprocess"] = proc
     if proc:
         for name, what in (("cold", "empty cache: compile"), ("warm", "cache from previous process")):
             imp, first, second = proc[name]
             rows.append((f"fresh process, {what}", f"first fuse {first:.0f} ms, second {second:.2f} ms", f"import {imp:.0f} ms"))
     print(f"\nFusion benchmark: {W}x{H}, {len(cl)} detections, {len(bo)} bodies, {n_sp} superpixels, "
-          f"{numba.get_num_threads()} Numba threads ({numba.threading_layer()}), {os.cpu_count()} CPUs\n")
+          f"Numba threading layer {numba.threading_layer()}, {os.cpu_count()} CPUs, 1-min load average at start {load:.1f}\n")
     print("| what | time | note |\n|---|---|---|")
     for r in rows:
         print(f"| {r[0]} | {r[1]} | {r[2]} |")
     if args.json:
-        write_json(args.json, {"fuse_ms": fuse_med, "fuse_p90_ms": fuse_p90, "pixel_level_ms": pix_med,
-                               "seed_ms": seed_med, "n_superpixels": n_sp, "subprocess": proc})
+        write_json(args.json, results)
     return 0
 
 

@@ -29,7 +29,9 @@ from clothparse.engines.base import Detections
 from clothparse.parse import fusion_kernels as K
 from clothparse.parse.paste import expand_scale
 
-SIMULATOR = bool(config.ENABLE_CUDASIM)
+SIMULATOR = bool(getattr(config, "ENABLE_CUDASIM", 0))
+#: numba.cuda typed loosely: its stubs do not describe kernel-side intrinsics such as grid(2).
+_cu: Any = cuda
 BLOCK = (16, 16)
 _F0 = np.float32(0.0)
 _F1 = np.float32(1.0)
@@ -96,16 +98,16 @@ def _prob(pm: Any, geo: Any, n: int, x: int, y: int) -> Any:
 
 @cuda.jit
 def _k_stats(labels: Any, image: Any, acc: Any, adj: Any, dense: bool) -> None:
-    x, y = cuda.grid(2)
+    x, y = _cu.grid(2)
     h, w = labels.shape
     if y >= h or x >= w:
         return
     s = labels[y, x]
-    cuda.atomic.add(acc, (s, 0), np.int64(1))
-    cuda.atomic.add(acc, (s, 1), np.int64(y))
-    cuda.atomic.add(acc, (s, 2), np.int64(x))
+    _cu.atomic.add(acc, (s, 0), np.int64(1))
+    _cu.atomic.add(acc, (s, 1), np.int64(y))
+    _cu.atomic.add(acc, (s, 2), np.int64(x))
     for c in range(3):
-        cuda.atomic.add(acc, (s, 3 + c), np.int64(image[y, x, c]))
+        _cu.atomic.add(acc, (s, 3 + c), np.int64(image[y, x, c]))
     if dense:
         if x + 1 < w and labels[y, x + 1] != s:
             adj[s, labels[y, x + 1]] = 1
@@ -118,7 +120,7 @@ def _k_stats(labels: Any, image: Any, acc: Any, adj: Any, dense: bool) -> None:
 @cuda.jit
 def _k_coverage(labels: Any, geo: Any, pm: Any, thresh: Any, cov: Any, union: bool) -> None:
     """cov[n, s] += 1 per pixel inside detection n; with ``union`` only cov[0, s], once per pixel (any detection)."""
-    x, y = cuda.grid(2)
+    x, y = _cu.grid(2)
     h, w = labels.shape
     if y >= h or x >= w:
         return
@@ -126,14 +128,14 @@ def _k_coverage(labels: Any, geo: Any, pm: Any, thresh: Any, cov: Any, union: bo
     for n in range(geo.shape[0]):
         if geo[n, 4] <= x < geo[n, 5] and geo[n, 6] <= y < geo[n, 7] and _prob(pm, geo, n, x, y) >= thresh:
             if union:
-                cuda.atomic.add(cov, (0, s), 1)
+                _cu.atomic.add(cov, (0, s), 1)
                 return
-            cuda.atomic.add(cov, (n, s), 1)
+            _cu.atomic.add(cov, (n, s), 1)
 
 
 @cuda.jit
 def _k_lookup(labels: Any, lut: Any, out: Any) -> None:
-    x, y = cuda.grid(2)
+    x, y = _cu.grid(2)
     h, w = labels.shape
     if y < h and x < w:
         out[y, x] = lut[labels[y, x]]

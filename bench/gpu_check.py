@@ -100,13 +100,13 @@ def _stats(seconds: list[float], **extra: Any) -> dict[str, Any]:
 
 def section_model(backbone: str, checkpoint: str | None, dry: bool, repeat: int = 10) -> dict[str, Any]:
     import torch
-
     from clothparse.bench.inputs import load_images
     from clothparse.bench.models import load_torch_model, random_model
     from clothparse.bench.timing import cuda_event_times, time_fn
-    from clothparse.engines.torch_engine import TorchEngine
     from clothparse.export.preprocess import prepare_batch
     from clothparse.export.wrapper import ExportWrapper
+
+    from clothparse.engines.torch_engine import TorchEngine
 
     cuda = _cuda() and not dry
     dev = torch.device("cuda" if cuda else "cpu")
@@ -146,7 +146,6 @@ def _graph(wrapper: Any, x: Any, prec: str, repeat: int) -> dict[str, Any]:
     import contextlib
 
     import torch
-
     from clothparse.bench.timing import cuda_event_times
 
     ctx = (lambda: torch.autocast("cuda", dtype=torch.float16)) if prec == "fp16" else contextlib.nullcontext
@@ -176,7 +175,6 @@ def section_compile(backbone: str, checkpoint: str | None, dry: bool) -> dict[st
     if dry or not _cuda():
         return {"status": NO_CUDA}
     import torch
-
     from clothparse.bench.inputs import load_images
     from clothparse.bench.models import load_torch_model, random_model
     from clothparse.bench.timing import cuda_event_times
@@ -200,9 +198,9 @@ def section_compile(backbone: str, checkpoint: str | None, dry: bool) -> dict[st
 def section_fusion(dry: bool) -> dict[str, Any]:
     """numba-cuda fusion kernels vs the CPU ``fuse`` on the same inputs (identical arrays required)."""
     import numpy as np
-
     from clothparse.bench import fusion_cuda as fc
     from clothparse.bench.timing import time_fn
+
     from clothparse.parse.fusion import fuse
 
     if fc.SIMULATOR or dry:

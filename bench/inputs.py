@@ -77,8 +77,9 @@ def _synthetic(n: int, size: int, seed: int) -> tuple[list[tuple[str, np.ndarray
 def _sample_photo() -> tuple[list[tuple[str, np.ndarray]], str]:
     from matplotlib import cbook
 
-    with cbook.get_sample_data("grace_hopper.jpg") as fh:
-        rgb = np.asarray(Image.open(fh).convert("RGB"))
+    path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
+    with Image.open(str(path)) as im:
+        rgb = np.asarray(im.convert("RGB"))
     return [("grace_hopper.jpg", rgb)], "matplotlib sample photo grace_hopper.jpg"
 
 

@@ -32,15 +32,25 @@ def test_image(width: int, height: int) -> np.ndarray:
     return np.ascontiguousarray(np.asarray(img, dtype=np.uint8))
 
 
-def time_call(fn: Callable[[], object], repeat: int) -> tuple[float, float]:
-    """(median, min) wall time in milliseconds of ``repeat`` calls after one warm-up call."""
+def time_call(fn: Callable[[], object], repeat: int) -> tuple[float, float, float]:
+    """(median wall, min wall, median process CPU) in ms of ``repeat`` calls after one warm-up.
+
+    Process CPU time sums all threads; for a one-thread run it is the wall time the call would
+    take on an idle core, which is the robust figure on a shared, oversubscribed machine.
+    """
     fn()
-    times = []
+    wall, cpu = [], []
     for _ in range(repeat):
-        t0 = time.perf_counter()
+        c0, t0 = time.process_time(), time.perf_counter()
         fn()
-        times.append((time.perf_counter() - t0) * 1e3)
-    return float(np.median(times)), float(np.min(times))
+        wall.append((time.perf_counter() - t0) * 1e3)
+        cpu.append((time.process_time() - c0) * 1e3)
+    return float(np.median(wall)), float(np.min(wall)), float(np.median(cpu))
+
+
+def native_name(threads: int) -> str:
+    """Row label of the native SLIC on ``threads`` threads."""
+    return f"native ({threads} thread{'s' if threads != 1 else ''})"
 
 
 def segmenters(threads: int) -> dict[str, Callable[[np.ndarray], object]]:
@@ -55,11 +65,11 @@ def segmenters(threads: int) -> dict[str, Callable[[np.ndarray], object]]:
         ),
     }
     if slic_native.available():
-        out[f"native ({threads} threads)"] = lambda im: slic_native.slic(
+        out[native_name(threads)] = lambda im: slic_native.slic(
             im, N_SEGMENTS, 20.0, 2.0, num_threads=threads
         )
         if threads != 1:
-            out["native (1 thread)"] = lambda im: slic_native.slic(
+            out[native_name(1)] = lambda im: slic_native.slic(
                 im, N_SEGMENTS, 20.0, 2.0, num_threads=1
             )
     try:
@@ -72,28 +82,29 @@ def segmenters(threads: int) -> dict[str, Callable[[np.ndarray], object]]:
     return out
 
 
-def run(repeat: int, threads: int, skimage_repeat: int) -> list[dict[str, Any]]:
+def run(
+    repeat: int, threads: int, skimage_repeat: int, sizes: tuple[tuple[int, int], ...] = SIZES
+) -> list[dict[str, Any]]:
     """One row per (size, implementation): median/min ms and the ratio to the native median."""
     rows: list[dict[str, Any]] = []
     impls = segmenters(threads)
-    for width, height in SIZES:
+    for width, height in sizes:
         img = test_image(width, height)
         size_rows: list[dict[str, Any]] = []
         for name, fn in impls.items():
             reps = skimage_repeat if name == "skimage" else repeat
-            med, best = time_call(partial(fn, img), reps)
+            med, best, cpu = time_call(partial(fn, img), reps)
             size_rows.append(
                 {
                     "size": f"{width}x{height}",
                     "impl": name,
                     "median_ms": med,
                     "min_ms": best,
+                    "cpu_ms": cpu,
                     "runs": reps,
                 }
             )
-        native = next(
-            (r for r in size_rows if str(r["impl"]).startswith(f"native ({threads}")), None
-        )
+        native = next((r for r in size_rows if r["impl"] == native_name(threads)), None)
         for r in size_rows:
             r["x_native"] = r["median_ms"] / native["median_ms"] if native else float("nan")
         rows.extend(size_rows)
@@ -103,12 +114,12 @@ def run(repeat: int, threads: int, skimage_repeat: int) -> list[dict[str, Any]]:
 def markdown(rows: list[dict[str, Any]]) -> str:
     """A Markdown table of the timing rows."""
     lines = [
-        "| size | implementation | median ms | min ms | runs | × native median |",
-        "|---|---|---|---|---|---|",
+        "| size | implementation | median ms | min ms | median CPU ms | runs | × native median |",
+        "|---|---|---|---|---|---|---|",
     ]
     for r in rows:
         lines.append(
-            f"| {r['size']} | {r['impl']} | {r['median_ms']:.2f} | {r['min_ms']:.2f} | {r['runs']} | {r['x_native']:.2f} |"
+            f"| {r['size']} | {r['impl']} | {r['median_ms']:.2f} | {r['min_ms']:.2f} | {r['cpu_ms']:.2f} | {r['runs']} | {r['x_native']:.2f} |"
         )
     return "\n".join(lines)
 

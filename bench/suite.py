@@ -21,7 +21,15 @@ from typing import Any
 
 from clothparse.bench import timing
 from clothparse.bench.inputs import BenchImage, load_images
-from clothparse.bench.models import TorchModel, body_model, export_model, load_torch_model, random_model, trt_available
+from clothparse.bench.models import (
+    TorchModel,
+    body_model,
+    export_model,
+    load_torch_model,
+    random_model,
+    trt_available,
+)
+
 from clothparse.errors import ConfigError
 
 ENGINES = ("torch", "onnx", "trt")

@@ -107,8 +107,8 @@ class ModelConfig:
             score_thresh=0.05, detections_per_img=50,
             anchor_sizes=[16, 32, 64, 128, 256],
             rpn_pre_nms_top_n_train=600, rpn_pre_nms_top_n_test=300,
-            rpn_post_nms_top_n_train=300, rpn_post_nms_top_n_test=150,
-            box_batch_size_per_image=128, mask_head_channels=64, mask_head_layers=2,
+            rpn_post_nms_top_n_train=200, rpn_post_nms_top_n_test=150,
+            box_batch_size_per_image=64, mask_head_channels=64, mask_head_layers=2,
             frozen_bn=False, trainable_layers=5,
         )
         base.update(overrides)

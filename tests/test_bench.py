@@ -14,10 +14,10 @@ from pathlib import Path
 
 import numpy as np
 import pytest
-from typer.testing import CliRunner
-
 from clothparse.bench import report as rep
 from clothparse.bench.timing import STAT_KEYS, summarize
+from typer.testing import CliRunner
+
 from clothparse.cli.app import app
 
 ROOT = Path(__file__).resolve().parent.parent

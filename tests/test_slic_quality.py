@@ -86,3 +86,27 @@ def test_native_quality_within_001_of_skimage() -> None:
     assert mean(native, "asa") >= mean(ref, "asa") - 0.01
     # Same parameters, same scale of result: the segment counts stay close.
     assert abs(mean(native, "n_superpixels") / mean(ref, "n_superpixels") - 1) < 0.1
+
+
+def test_speed_bench_report_is_well_formed() -> None:
+    from clothparse.bench import slic_bench
+
+    rows = slic_bench.run(repeat=1, threads=1, skimage_repeat=1, sizes=((48, 32),))
+    impls = {r["impl"] for r in rows}
+    assert "skimage" in impls
+    assert (slic_bench.native_name(1) in impls) == slic_native.available()
+    for r in rows:
+        assert r["size"] == "48x32" and r["median_ms"] > 0 and r["min_ms"] <= r["median_ms"]
+    table = slic_bench.markdown(rows).splitlines()
+    assert len(table) == 2 + len(rows) and all(line.count("|") == 8 for line in table)
+
+
+def test_quality_report_is_well_formed() -> None:
+    img = np.zeros((24, 24, 3), np.uint8)
+    img[:, 12:] = 200
+    gt = (np.arange(24)[None, :] >= 12).repeat(24, 0).astype(np.int32)
+    rows = q.evaluate(iter([("halves", img, gt)]), q.backends())
+    assert {r["backend"] for r in rows} >= {"skimage"}
+    assert all(0.0 <= r["asa"] <= 1.0 and r["boundary_recall"] > 0.9 for r in rows)
+    assert set(q.summary(rows)) == {r["backend"] for r in rows}
+    assert q.markdown(rows).count("\n") == 1 + 2 * len(rows)

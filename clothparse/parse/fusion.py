@@ -32,6 +32,7 @@ depend on the order of detections.
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass
 from typing import Literal
 
@@ -180,7 +181,9 @@ def detection_rank(det: Detections) -> np.ndarray:
 
 def _padded(det: Detections) -> tuple[np.ndarray, np.float32]:
     m = det.masks
-    return np.ascontiguousarray(np.pad(m, ((0, 0), (1, 1), (1, 1)))), expand_scale(m.shape[-1])
+    out = np.zeros((m.shape[0], m.shape[1] + 2, m.shape[2] + 2), np.float32)
+    out[:, 1:-1, 1:-1] = m
+    return out, expand_scale(m.shape[-1])
 
 
 def _balanced_bins(det: Detections, shape: tuple[int, int], n_bins: int) -> tuple[np.ndarray, np.ndarray]:
@@ -202,9 +205,9 @@ def _balanced_bins(det: Detections, shape: tuple[int, int], n_bins: int) -> tupl
 
 
 def _adjacency(labels: np.ndarray, n_sp: int, adj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    if adj.shape[0] == n_sp:
-        return K.dense_to_csr(adj)
-    pairs = np.unique(K.boundary_pairs(labels), axis=0)
+    if adj.shape[0] == n_sp and sys.byteorder == "little":
+        return K.dense_to_csr(adj.view(np.uint64), n_sp)
+    pairs = np.unique(K.boundary_pairs(labels), axis=0)  # large S (or big-endian)
     rows = np.concatenate([pairs[:, 0], pairs[:, 1]])
     cols = np.concatenate([pairs[:, 1], pairs[:, 0]])
     order = np.lexsort((cols, rows))
@@ -234,8 +237,9 @@ def fuse(image_rgb: np.ndarray, sp_labels: np.ndarray, clothing: Detections, bod
     body_union = np.zeros((h, w), np.uint8)
     if len(bodies):
         bm, bscale = _padded(bodies)
-        K.paint_masks(body_union, np.ones(len(bodies), np.uint8), bodies.boxes, bm, bscale, thresh, np.arange(len(bodies)))
-    adj = np.zeros((n_sp, n_sp) if n_sp <= DENSE_ADJ_MAX else (0, 0), np.uint8)
+        K.paint_masks(body_union, np.ones(len(bodies), np.uint8), bodies.boxes, bm, bscale, thresh, np.arange(len(bodies)), n_thr)
+    # Rows padded to whole 8-byte words so dense_to_csr can skip empty words.
+    adj = np.zeros((n_sp, -(-n_sp // 8) * 8) if n_sp <= DENSE_ADJ_MAX else (0, 0), np.uint8)
     stats = K.superpixel_stats(labels, img, body_union, n_sp, n_thr, adj)
     area = stats[:, 0]
     safe = np.maximum(area, 1).astype(np.float64)
@@ -328,15 +332,16 @@ def pixel_level(image_shape: tuple[int, ...], clothing: Detections, bodies: Dete
     _check_detections(clothing, "clothing")
     _check_detections(bodies, "bodies")
     thresh = np.float32(mask_thresh)
+    n_thr = max(1, numba.get_num_threads())
     out = np.zeros((h, w), np.uint8)
     if len(clothing):
         if ((clothing.classes < 1) | (clothing.classes > NUM_CLOTHING_CLASSES)).any():
             raise FusionInputError(f"clothing classes must be 1-{NUM_CLOTHING_CLASSES}")
         pm, scale = _padded(clothing)
         order = np.argsort(detection_rank(clothing))
-        K.paint_masks(out, clothing.classes.astype(np.uint8), clothing.boxes, pm, scale, thresh, order)
+        K.paint_masks(out, clothing.classes.astype(np.uint8), clothing.boxes, pm, scale, thresh, order, n_thr)
     if len(bodies):
         bm, bscale = _padded(bodies)
         value = np.full(len(bodies), BODY_LABEL, np.uint8)
-        K.paint_masks(out, value, bodies.boxes, bm, bscale, thresh, np.arange(len(bodies)))
+        K.paint_masks(out, value, bodies.boxes, bm, bscale, thresh, np.arange(len(bodies)), n_thr)
     return out

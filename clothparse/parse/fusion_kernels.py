@@ -167,32 +167,40 @@ def superpixel_stats(labels: np.ndarray, image: np.ndarray, body: np.ndarray, n_
 
 
 @njit(cache=True)
-def dense_to_csr(adj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+def dense_to_csr(words: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
     """CSR (indptr int64 [S+1], indices int32 [E]) of the undirected graph whose edges are
-    the non-zero upper-triangle entries of uint8 [S, S] ``adj``; neighbours ascending.
+    the non-zero upper-triangle entries of the uint8 [S, S_pad] adjacency written by
+    ``superpixel_stats``, passed as its uint64 [S, S_pad/8] view (n = S); neighbours ascending.
 
     Rows are scanned in ascending order, so node v first receives its smaller neighbours
     (while rows i < v are scanned) and then its larger ones (row v): lists come out sorted.
+    Whole zero words (8 pairs) are skipped at once; the matrix is mostly zeros. Byte j of
+    a word is bits 8j..8j+7 (little-endian, as on x86-64 and arm64).
     """
-    n = adj.shape[0]
     deg = np.zeros(n, np.int64)
     for i in range(n):
-        for j in range(i + 1, n):
-            if adj[i, j]:
-                deg[i] += 1
-                deg[j] += 1
+        for k in range((i + 1) // 8, words.shape[1]):
+            if words[i, k] == 0:
+                continue
+            for j in range(max(8 * k, i + 1), min(8 * k + 8, n)):
+                if (words[i, k] >> np.uint64(8 * (j - 8 * k))) & np.uint64(0xFF):
+                    deg[i] += 1
+                    deg[j] += 1
     indptr = np.zeros(n + 1, np.int64)
     for i in range(n):
         indptr[i + 1] = indptr[i] + deg[i]
     fill = indptr[:n].copy()
     indices = np.empty(indptr[n], np.int32)
     for i in range(n):
-        for j in range(i + 1, n):
-            if adj[i, j]:
-                indices[fill[i]] = j
-                fill[i] += 1
-                indices[fill[j]] = i
-                fill[j] += 1
+        for k in range((i + 1) // 8, words.shape[1]):
+            if words[i, k] == 0:
+                continue
+            for j in range(max(8 * k, i + 1), min(8 * k + 8, n)):
+                if (words[i, k] >> np.uint64(8 * (j - 8 * k))) & np.uint64(0xFF):
+                    indices[fill[i]] = j
+                    fill[i] += 1
+                    indices[fill[j]] = i
+                    fill[j] += 1
     return indptr, indices
 
 
@@ -261,24 +269,35 @@ def paste_coverage(labels: np.ndarray, boxes: np.ndarray, pmasks: np.ndarray, sc
 
 
 @njit(cache=True, parallel=True)
-def paint_masks(out: np.ndarray, value: np.ndarray, boxes: np.ndarray, pmasks: np.ndarray, scale: np.float32, thresh: np.float32, order: np.ndarray) -> None:
+def paint_masks(out: np.ndarray, value: np.ndarray, boxes: np.ndarray, pmasks: np.ndarray, scale: np.float32, thresh: np.float32, order: np.ndarray, n_chunks: int) -> None:
     """Paint detections into uint8 [H, W] ``out`` in ``order``: a pixel still 0 with pasted
-    probability >= thresh takes ``value[n]`` (so earlier detections in ``order`` win)."""
+    probability >= thresh takes ``value[n]`` (so earlier detections in ``order`` win).
+
+    One parallel region over horizontal bands of the image (a region per detection would
+    pay a thread barrier each); a band recomputes the horizontal pass of the detections
+    that reach it.
+    """
     h, w = out.shape
-    for k in range(order.shape[0]):
-        n = order[k]
-        bx1, by1, out_w, out_h, x0, x1, y0, y1 = _paste_box(boxes, n, scale, h, w)
-        if x1 <= x0 or y1 <= y0:
-            continue
-        pm = pmasks[n]
-        m2 = pm.shape[0]
-        hr, span = _hrows(pm, out_w, x0 - bx1, x1 - bx1, thresh)
-        val = value[n]
-        for y in prange(y0, y1):
-            i0, i1, l0, l1 = _src_index(y - by1, out_h, m2)
-            for j in range(min(span[i0, 0], span[i1, 0]), max(span[i0, 1], span[i1, 1])):
-                if out[y, x0 + j] == 0 and hr[i0, j] * l0 + hr[i1, j] * l1 >= thresh:
-                    out[y, x0 + j] = val
+    rows_per = (h + n_chunks - 1) // n_chunks
+    for t in prange(n_chunks):
+        r0 = t * rows_per
+        r1 = min(h, r0 + rows_per)
+        for k in range(order.shape[0]):
+            n = order[k]
+            bx1, by1, out_w, out_h, x0, x1, y0, y1 = _paste_box(boxes, n, scale, h, w)
+            y0 = max(y0, r0)
+            y1 = min(y1, r1)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            pm = pmasks[n]
+            m2 = pm.shape[0]
+            hr, span = _hrows(pm, out_w, x0 - bx1, x1 - bx1, thresh)
+            val = value[n]
+            for y in range(y0, y1):
+                i0, i1, l0, l1 = _src_index(y - by1, out_h, m2)
+                for j in range(min(span[i0, 0], span[i1, 0]), max(span[i0, 1], span[i1, 1])):
+                    if out[y, x0 + j] == 0 and hr[i0, j] * l0 + hr[i1, j] * l1 >= thresh:
+                        out[y, x0 + j] = val
 
 
 @njit(cache=True)

@@ -197,6 +197,23 @@ static void test_deterministic_and_thread_independent() {
     CHECK(a == d);
 }
 
+static void test_large_image_buffers_released_and_reused() {
+    // Over 2 Mpx the per-thread buffers are freed on return; a second call must not care.
+    const int h = 1500, w = 1450;
+    const Image big = random_blocks(h, w, 40, 5);
+    const Image small = random_blocks(50, 60, 8, 6);
+    cs::Params p;
+    p.n_segments = 300;
+    p.max_iter = 3;
+    const Labels a = run(big, h, w, p);
+    const Labels s1 = run(small, 50, 60, p);
+    const Labels b = run(big, h, w, p);
+    const Labels s2 = run(small, 50, 60, p);
+    CHECK(a == b);
+    CHECK(s1 == s2);
+    CHECK(contiguous(a));
+}
+
 static void test_tiny_images_and_many_segments() {
     const int shapes[][2] = {{1, 1}, {1, 2}, {2, 1}, {1, 37}, {37, 1}, {2, 2}, {3, 5}, {8, 8}};
     for (const auto& s : shapes) {
@@ -291,6 +308,7 @@ int main() {
     test_uniform_image_is_grid();
     test_deterministic_and_thread_independent();
     test_tiny_images_and_many_segments();
+    test_large_image_buffers_released_and_reused();
     test_enforce_connectivity_cases();
     test_bad_arguments_throw();
     if (g_failures) {
