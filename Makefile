@@ -13,11 +13,17 @@ $(STAMP): pyproject.toml
 
 install: $(STAMP)
 
-# The main job on embedded defaults: synthetic data -> train the small model -> evaluate.
+# The main job on embedded defaults: synthetic data -> train the small clothing and body
+# models -> evaluate -> parse held-out synthetic photos and a real photo (overlays in demo/parsed).
 demo: install
-	@test -f $(DEMO)/data/test.json || cpt data synth --out $(DEMO)/data --n 600 --size 256 --seed 0
-	@test -f $(DEMO)/run/best.safetensors || cpt train --data $(DEMO)/data --out $(DEMO)/run --backbone small --init none --time-limit 5
-	cpt eval --model $(DEMO)/run --data $(DEMO)/data --split test
+	@test -f $(DEMO)/data/test.json || cpt data synth --out $(DEMO)/data --n 800 --size 256 --seed 0 -q
+	@test -f $(DEMO)/clothing/best.safetensors || cpt train --data $(DEMO)/data --out $(DEMO)/clothing --backbone small --time-limit 6 -q
+	@test -f $(DEMO)/body/best.safetensors || cpt train --data $(DEMO)/data --out $(DEMO)/body --task body --backbone small --time-limit 3 -q
+	cpt eval --model $(DEMO)/clothing --data $(DEMO)/data --split test --out $(DEMO)/eval_test.json
+	@mkdir -p $(DEMO)/photos
+	@$(PYTHON) -c "import json, shutil, matplotlib.cbook as c; d = json.load(open('$(DEMO)/data/test.json')); [shutil.copy('$(DEMO)/data/images/' + im['file_name'], '$(DEMO)/photos/') for im in d['images'][:8]]; shutil.copy(c.get_sample_data('grace_hopper.jpg', asfileobj=False), '$(DEMO)/photos/')"
+	cpt parse $(DEMO)/photos --model $(DEMO)/clothing --body-model $(DEMO)/body --score-thresh 0.5 --out $(DEMO)/parsed --ann $(DEMO)/data/test.json
+	@echo "overlays: $(DEMO)/parsed/*_overlay.png"
 
 test: install
 	$(PYTHON) -m pytest -q
