@@ -51,7 +51,7 @@ def _require() -> ModuleType:
 
 
 def default_threads() -> int:
-    """Threads the native SLIC uses when ``num_threads`` is 0 (OpenMP default; 1 without OpenMP)."""
+    """Most threads the native SLIC uses when ``num_threads`` is 0 (1 without OpenMP)."""
     return int(_require().default_threads())
 
 
@@ -101,7 +101,9 @@ def slic(
 
     Returns int32 [H, W] labels 0..S-1, every value present, in raster order of first
     appearance when ``enforce_connectivity`` (then each label is one 4-connected region);
-    S is about ``n_segments`` (at most H*W). ``num_threads`` 0 uses the OpenMP default.
+    S is about ``n_segments`` (at most H*W). ``num_threads`` 0 uses the OpenMP default with
+    dynamic adjustment (the runtime drops threads when the load average says the cores are
+    busy, where spinning workers would be slower than one thread); a positive value is exact.
     Raises ``DataError`` for a bad image, ``ConfigError`` for a bad parameter and
     ``DependencyError`` when the extension is not built.
     """

@@ -18,7 +18,7 @@ struct Params {
     bool enforce_connectivity = true;
     double min_size_factor = 0.5;    // segments smaller than this * (H*W/S) are merged into a neighbour
     double max_size_factor = 3.0;    // connected components are cut at this * (H*W/S) pixels
-    int num_threads = 0;             // OpenMP threads; 0 = the OpenMP default
+    int num_threads = 0;             // OpenMP threads; 0 = OpenMP default, fewer when busy
 };
 
 // Seed lattice of skimage.util.regular_grid((1, height, width), n): centres at
