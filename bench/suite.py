@@ -125,7 +125,7 @@ class Suite:
     """Runs the grid of ``cfg`` and returns the report dict (``run``)."""
 
     def __init__(self, cfg: SuiteConfig, log: Callable[[str], None] = print) -> None:
-        from clothparse.engines.torch_engine import resolve_device
+        from clothparse.device import resolve_device
 
         self.cfg = cfg.validate()
         self.log = log

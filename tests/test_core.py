@@ -87,19 +87,16 @@ def test_cli_version_and_help():
         assert cmd in res.output
 
 
-def test_packages_list_covers_every_package_folder():
-    """pyproject lists packages by hand (package-dir mapping); a new folder must be added there."""
+def test_export_and_bench_install_under_the_clothparse_namespace():
+    """export/ and bench/ sit at the top level but must import as clothparse.export/.bench."""
+    import clothparse.bench
+    import clothparse.export
+
     cfg = tomllib.loads((ROOT / "pyproject.toml").read_text())
-    mapping = cfg["tool"]["setuptools"]["package-dir"] if "setuptools" in cfg["tool"] else None
-    if mapping is None:
-        pytest.skip("build backend does not use a setuptools package list")
-    listed = set(cfg["tool"]["setuptools"]["packages"])
-    found = set()
-    for top, name in (("clothparse", "clothparse"), ("export", "clothparse.export"), ("bench", "clothparse.bench")):
-        for init in (ROOT / top).rglob("__init__.py"):
-            rel = init.parent.relative_to(ROOT / top)
-            found.add(".".join([name, *rel.parts]) if rel.parts else name)
-    assert found <= listed, f"add to pyproject packages: {sorted(found - listed)}"
+    mapping = cfg["tool"]["scikit-build"]["wheel"]["packages"]
+    assert mapping == {"clothparse": "clothparse", "clothparse/export": "export", "clothparse/bench": "bench"}
+    assert Path(clothparse.export.__file__).resolve().parent == ROOT / "export"
+    assert Path(clothparse.bench.__file__).resolve().parent == ROOT / "bench"
 
 
 def test_ci_runs_the_readme_test_command():

@@ -19,10 +19,11 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from clothparse.cli.errors import EXIT_PARTIAL, handle_errors
 from clothparse.cli.options import DataDir, Device, Quiet, Split
+from clothparse.device import resolve_device
 from clothparse.errors import ConfigError, ModelError
 from clothparse.evaluate import report
 from clothparse.evaluate.coco_eval import CocoMetrics, GroundTruth, load_gt
-from clothparse.evaluate.predict import AP_SCORE_THRESH, label_mapping, predict_coco, resolve_device
+from clothparse.evaluate.predict import AP_SCORE_THRESH, label_mapping, predict_coco
 from clothparse.evaluate.runner import (
     evaluate_detections,
     evaluate_parsing,

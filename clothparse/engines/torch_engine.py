@@ -17,24 +17,9 @@ import numpy as np
 import torch
 from torchvision.models.detection.transform import resize_boxes
 
+from clothparse.device import resolve_device
 from clothparse.engines.base import Detections, TensorSpec
 from clothparse.errors import ConfigError, ModelError
-
-
-def resolve_device(device: str | torch.device = "auto") -> torch.device:
-    """``auto`` -> ``cuda`` when available, else ``cpu``; anything else must be a valid torch device."""
-    if isinstance(device, torch.device):
-        return device
-    name = device.strip().lower()
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(name)
-    except RuntimeError:
-        raise ConfigError(f"--device: unknown device {device!r}; use auto, cpu, cuda or cuda:N") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available on this machine")
-    return dev
 
 
 def _mask_size(model: Any) -> int:

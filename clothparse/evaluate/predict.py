@@ -44,19 +44,6 @@ class Prediction:
     masks: np.ndarray
 
 
-def resolve_device(device: str) -> torch.device:
-    """"auto" -> cuda if available else cpu; anything else must be a valid torch device string."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError:
-        raise ConfigError(f"--device {device!r} is not a torch device (auto, cpu, cuda, cuda:N)") from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(f"--device {device}: CUDA is not available on this machine")
-    return dev
-
-
 @contextlib.contextmanager
 def score_threshold(model: torch.nn.Module, thresh: float | None) -> Iterator[None]:
     """Temporarily set a torchvision detector's ``roi_heads.score_thresh`` (None = leave it)."""

@@ -26,6 +26,7 @@ from torch import nn
 from torch.utils.data import Dataset
 
 from clothparse.config import ModelConfig, TrainConfig
+from clothparse.device import resolve_device
 from clothparse.errors import CptError, ModelError
 from clothparse.model.builder import build_model
 from clothparse.model.checkpoint import (
@@ -52,15 +53,6 @@ class FitResult:
     wall_s: float
     model: nn.Module
     is_main: bool = True
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    dev = torch.device(name)
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise CptError(f"--device {name}: CUDA is not available on this machine")
-    return dev
 
 
 def seed_everything(seed: int) -> None:
