@@ -19,11 +19,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from clothparse.cli.errors import EXIT_PARTIAL, handle_errors
 from clothparse.cli.options import DataDir, Device, Quiet, Split
-from clothparse.device import resolve_device
 from clothparse.errors import ConfigError, ModelError
 from clothparse.evaluate import report
-from clothparse.evaluate.coco_eval import CocoMetrics, GroundTruth, load_gt
-from clothparse.evaluate.predict import AP_SCORE_THRESH, label_mapping, predict_coco
+from clothparse.evaluate.coco_eval import AP_SCORE_THRESH, CocoMetrics, GroundTruth, load_gt
 from clothparse.evaluate.runner import (
     evaluate_detections,
     evaluate_parsing,
@@ -79,6 +77,10 @@ def _run_model(
         from clothparse.model.checkpoint import load_checkpoint
     except ImportError as exc:  # the checkpoint module ships with the model package
         raise ModelError(f"cannot load checkpoints in this install ({exc})", model_path) from None
+    # Imported here: torch costs seconds, and the other eval modes never need it.
+    from clothparse.device import resolve_device
+    from clothparse.evaluate.predict import label_mapping, predict_coco
+
     dev = resolve_device(device)
     loaded = load_checkpoint(model_path, device=str(dev))
     # A COCO body model knows 90 classes; the body split scores its person class only.

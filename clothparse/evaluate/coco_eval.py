@@ -29,6 +29,10 @@ IOU_TYPES = ("bbox", "segm")
 STAT_NAMES = ("AP", "AP50", "AP75", "APs", "APm", "APl", "AR1", "AR10", "AR100", "ARs", "ARm", "ARl")
 
 
+#: Default score threshold for AP: low on purpose, AP needs the low-score tail of detections.
+AP_SCORE_THRESH = 0.05
+
+
 @dataclass
 class GroundTruth:
     """A loaded, sanitised COCO ground truth and what was dropped while loading it."""

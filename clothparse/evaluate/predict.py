@@ -20,11 +20,10 @@ import torch
 from pycocotools import mask as mask_utils
 
 from clothparse.errors import ConfigError, DataError
-from clothparse.evaluate.coco_eval import GroundTruth
+from clothparse.evaluate.coco_eval import AP_SCORE_THRESH, GroundTruth
 from clothparse.io.images import read_rgb
 
 #: Detections below this score still count for AP (precision-recall needs the tail).
-AP_SCORE_THRESH = 0.05
 MASK_THRESH = 0.5
 
 

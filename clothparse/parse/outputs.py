@@ -15,8 +15,6 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 from pycocotools import mask as mask_utils
-from skimage.measure import approximate_polygon, find_contours
-from skimage.segmentation import find_boundaries
 
 from clothparse.parse.pipeline import STAGES
 from clothparse.taxonomy import PALETTE, PARSING_LABELS, palette_flat
@@ -53,6 +51,9 @@ def mask_polygons(mask: np.ndarray, tolerance: float = 1.0) -> list[list[float]]
     y0, y1, x0, x1 = rows[0], rows[-1] + 1, cols[0], cols[-1] + 1
     # Crop to the mask and pad by one so contours close around masks touching the border.
     crop = np.pad(mask[y0:y1, x0:x1], 1).astype(np.float32)
+    # skimage.measure pulls in scipy.signal (~1.5 s): imported on use so `cpt` starts fast.
+    from skimage.measure import approximate_polygon, find_contours
+
     polys: list[list[float]] = []
     for contour in find_contours(crop, 0.5):
         contour = approximate_polygon(contour, tolerance)
@@ -137,6 +138,8 @@ def render_overlay(
     if only is not None:
         a = a * only
     out = image.astype(np.float32) * (1 - a[..., None]) + colour * a[..., None]
+    from skimage.segmentation import find_boundaries  # on use: see mask_polygons
+
     edges = find_boundaries(label_map, mode="inner") & (label_map > 0)
     if only is not None:
         edges &= only
