@@ -2,9 +2,9 @@
 
 from __future__ import annotations
 
+from clothparse.bench import parsing_quality
 from helpers_parse import save_tiny
 
-from clothparse.bench import parsing_quality
 from clothparse.data.synth.writer import write_dataset
 from clothparse.taxonomy import NUM_PARSING_LABELS
 
