@@ -25,8 +25,16 @@ demo: install
 	cpt parse $(DEMO)/photos --model $(DEMO)/clothing --body-model $(DEMO)/body --score-thresh 0.5 --out $(DEMO)/parsed --ann $(DEMO)/data/test.json
 	@echo "overlays: $(DEMO)/parsed/*_overlay.png"
 
+# The C++ unit tests of the native SLIC under ctest (when CMake is present), then pytest.
 test: install
+	$(MAKE) --no-print-directory ctest
 	$(PYTHON) -m pytest -q
+
+ctest:
+	@if command -v cmake >/dev/null 2>&1; then \
+	  cmake -S . -B build/cpp -DCLOTHPARSE_BUILD_TESTS=ON -DCLOTHPARSE_BUILD_PYTHON=OFF >/dev/null && \
+	  cmake --build build/cpp -j2 >/dev/null && ctest --test-dir build/cpp --output-on-failure; \
+	else echo "ctest: cmake not found, C++ unit tests skipped (pip install cmake)"; fi
 
 lint: install
 	ruff check clothparse export bench tests

@@ -109,7 +109,7 @@ class ModelConfig:
             anchor_sizes=[16, 32, 64, 128, 256],
             rpn_pre_nms_top_n_train=600, rpn_pre_nms_top_n_test=300,
             rpn_post_nms_top_n_train=200, rpn_post_nms_top_n_test=150,
-            box_batch_size_per_image=64, mask_head_channels=64, mask_head_layers=2,
+            box_batch_size_per_image=64, mask_head_channels=64, mask_head_layers=4,
             frozen_bn=False, trainable_layers=5,
         )
         base.update(overrides)

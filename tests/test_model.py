@@ -134,7 +134,7 @@ def test_coco_file_found_in_hub_cache(empty_hub: Path) -> None:
 def test_pickled_objects_are_refused(tmp_path: Path) -> None:
     path = tmp_path / "evil.pth"
     with path.open("wb") as fh:
-        pickle.dump({"x": _Evil()}, fh)
+        pickle.dump({"x": _Evil()}, fh, protocol=2)
     with pytest.raises(ModelError, match=r"evil\.pth"):
         weights.load_state(path)
 
