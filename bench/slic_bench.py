@@ -68,7 +68,7 @@ def segmenters(threads: int) -> dict[str, Callable[[np.ndarray], object]]:
         out[native_name(threads)] = lambda im: slic_native.slic(
             im, N_SEGMENTS, 20.0, 2.0, num_threads=threads
         )
-        # num_threads=0: what the parse pipeline uses (OpenMP dynamic threads).
+        # num_threads=0: what the parse pipeline uses (the OpenMP default thread count).
         out["native (auto threads)"] = lambda im: slic_native.slic(im, N_SEGMENTS, 20.0, 2.0)
         if threads != 1:
             out[native_name(1)] = lambda im: slic_native.slic(

@@ -71,5 +71,5 @@ NB_MODULE(_slic, m) {
     m.def("lab_planes", &lab_planes, nb::arg("image"), nb::arg("sigma"), nb::arg("num_threads") = 0,
           "float32 [3, H, W] L, a, b planes of the stretched, optionally blurred image.");
     m.def("default_threads", &cs::default_threads,
-          "Most threads used when num_threads is 0 (dynamic: fewer on a busy machine).");
+          "Threads used when num_threads is 0 (the OpenMP default: all cores or OMP_NUM_THREADS).");
 }

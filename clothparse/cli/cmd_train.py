@@ -26,7 +26,7 @@ Epochs = Annotated[int | None, typer.Option("--epochs", min=1, help="Epochs (def
 Steps = Annotated[int | None, typer.Option("--steps-per-epoch", min=1, help="Batches per epoch (seed: 100).")]
 ValSteps = Annotated[int | None, typer.Option("--val-steps", min=1, help="Validation batches after each epoch (seed: 50).")]
 Batch = Annotated[int | None, typer.Option("--batch-size", min=1, help="Images per batch per process (seed: 4).")]
-Lr = Annotated[float | None, typer.Option("--lr", min=0.0, help="SGD learning rate (seed: 0.001; small: 0.02).")]
+Lr = Annotated[float | None, typer.Option("--lr", min=0.0, help="SGD learning rate (seed: 0.001; small: 0.03).")]
 MinSize = Annotated[int | None, typer.Option("--min-size", min=32, help="Short side the model resizes images to (seed: 800).")]
 MaxSize = Annotated[int | None, typer.Option("--max-size", min=32, help="Cap on the long side (seed: 1024).")]
 TimeLimit = Annotated[float | None, typer.Option("--time-limit", min=0.0, help="Stop cleanly (validate, checkpoint) within this many minutes of wall time.")]

@@ -101,9 +101,8 @@ def slic(
 
     Returns int32 [H, W] labels 0..S-1, every value present, in raster order of first
     appearance when ``enforce_connectivity`` (then each label is one 4-connected region);
-    S is about ``n_segments`` (at most H*W). ``num_threads`` 0 uses the OpenMP default with
-    dynamic adjustment (the runtime drops threads when the load average says the cores are
-    busy, where spinning workers would be slower than one thread); a positive value is exact.
+    S is about ``n_segments`` (at most H*W). ``num_threads`` 0 uses the OpenMP default (all
+    cores, or ``OMP_NUM_THREADS``); a positive value is used as given.
     Raises ``DataError`` for a bad image, ``ConfigError`` for a bad parameter and
     ``DependencyError`` when the extension is not built.
     """

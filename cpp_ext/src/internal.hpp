@@ -36,31 +36,6 @@ inline int thread_id() {
 #endif
 }
 
-// While alive, lets the OpenMP runtime use fewer threads than requested when the machine is
-// busy (libgomp subtracts the load average), then restores the caller's setting. Spinning
-// OpenMP workers on an oversubscribed machine are slower than one thread.
-class DynamicThreads {
-   public:
-    explicit DynamicThreads(bool enable) {
-#ifdef _OPENMP
-        previous_ = omp_get_dynamic();
-        if (enable) omp_set_dynamic(1);
-#else
-        (void)enable;
-#endif
-    }
-    ~DynamicThreads() {
-#ifdef _OPENMP
-        omp_set_dynamic(previous_);
-#endif
-    }
-    DynamicThreads(const DynamicThreads&) = delete;
-    DynamicThreads& operator=(const DynamicThreads&) = delete;
-
-   private:
-    int previous_ = 0;
-};
-
 // scipy.ndimage 'reflect' (half-sample symmetric) index into [0, n), any overshoot.
 inline int reflect_index(int i, int n) {
     const int period = 2 * n;

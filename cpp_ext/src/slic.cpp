@@ -176,8 +176,8 @@ int default_threads() { return detail::resolve_threads(0); }
 int segment(const std::uint8_t* rgb, int height, int width, std::ptrdiff_t row_stride,
             const Params& p, std::int32_t* labels) {
     check_params(height, width, row_stride, p);
-    // num_threads 0: the OpenMP default, trimmed by the runtime on a busy machine.
-    const detail::DynamicThreads dynamic(p.num_threads == 0);
+    // num_threads 0: the OpenMP default (all cores, or OMP_NUM_THREADS), so timings are
+    // predictable; callers on an oversubscribed machine pass an explicit count.
     const int nt = detail::resolve_threads(p.num_threads);
     const std::size_t npix = static_cast<std::size_t>(height) * width;
 
