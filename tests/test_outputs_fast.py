@@ -27,6 +27,7 @@ from clothparse.parse.mask_codec import crop_rle, mask_polygons, simplify_polygo
 from clothparse.parse.outputs import (
     OverlayItem,
     OverlayOptions,
+    blend_parsing,
     encode_result,
     label_png,
     png_bytes,
@@ -34,7 +35,7 @@ from clothparse.parse.outputs import (
     unpredicted_pixels,
 )
 from clothparse.parse.pipeline import ParseResult
-from clothparse.taxonomy import MODANET_CLASSES, PARSING_LABELS
+from clothparse.taxonomy import MODANET_CLASSES, PALETTE, PARSING_LABELS
 
 # ---------------------------------------------------------------- reference (full masks)
 
@@ -119,6 +120,28 @@ def ref_encode(result: ParseResult, image: np.ndarray, options: OverlayOptions) 
     return record, buf.getvalue(), overlay
 
 
+def ref_blend(
+    image: np.ndarray, label_map: np.ndarray, sp_labels: np.ndarray | None, only: np.ndarray | None, alpha: float = 0.55
+) -> np.ndarray:
+    """The overlay's colouring, evaluated in float32 over the whole image (the old way)."""
+    from skimage.segmentation import find_boundaries
+
+    colour = PALETTE[label_map].astype(np.float32)
+    a = np.where(label_map == 0, 0.0, alpha).astype(np.float32)
+    a[label_map == len(PARSING_LABELS) - 1] = alpha * 0.5
+    if only is not None:
+        a = a * only
+    out = image.astype(np.float32) * (1 - a[..., None]) + colour * a[..., None]
+    edges = find_boundaries(label_map, mode="inner") & (label_map > 0)
+    if only is not None:
+        edges &= only
+    out[edges] = colour[edges] * 0.6
+    if sp_labels is not None:
+        b = find_boundaries(sp_labels, mode="inner")
+        out[b] = out[b] * 0.4 + np.array((255.0, 255.0, 0.0), np.float32) * 0.6
+    return np.clip(out + 0.5, 0, 255).astype(np.uint8)
+
+
 def label_palette() -> list[int]:
     from clothparse.taxonomy import palette_flat
 
@@ -201,7 +224,7 @@ def test_edge_cases() -> None:
     # 1x1 image, one superpixel, an instance covering it and one that misses it.
     image = np.full((1, 1, 3), 90, np.uint8)
     masks = np.stack([np.ones((28, 28)), np.zeros((28, 28))]).astype(np.float32)
-    cloth = Detections([[-5, -5, 5, 5], [0, 0, 1, 1]], [0.9, 0.8], [3, 4], masks, MODANET_CLASSES)
+    cloth = Detections(np.array([[-5, -5, 5, 5], [0, 0, 1, 1]]), np.array([0.9, 0.8]), np.array([3, 4]), masks, MODANET_CLASSES)
     f = fuse(image, np.zeros((1, 1), np.int32), cloth, Detections.empty(("person",)))
     res = ParseResult(1, 1, cloth, Detections.empty(("person",)), np.asarray(f.label_map, np.uint8), f, np.zeros((1, 1), np.int32))
     assert res.item_mask(0).all() and not res.item_mask(1).any()
@@ -212,8 +235,8 @@ def test_edge_cases() -> None:
     image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
     sp = (np.arange(h)[:, None] // 5 * 9 + np.arange(w)[None] // 5).astype(np.int32)
     masks = np.stack([np.ones((28, 28)), np.ones((28, 28)), np.zeros((28, 28)), smooth_masks(rng, 1)[0]]).astype(np.float32)
-    boxes = [[-10, 8, w + 10, 20], [3, -10, 20, h + 10], [5, 5, 9, 9], [-50, -50, w + 50, h + 50]]
-    cloth = Detections(boxes, [0.9, 0.8, 0.7, 0.3], [1, 2, 3, 4], masks, MODANET_CLASSES)
+    boxes = np.array([[-10, 8, w + 10, 20], [3, -10, 20, h + 10], [5, 5, 9, 9], [-50, -50, w + 50, h + 50]])
+    cloth = Detections(boxes, np.array([0.9, 0.8, 0.7, 0.3]), np.array([1, 2, 3, 4]), masks, MODANET_CLASSES)
     f = fuse(image, sp, cloth, Detections.empty(("person",)))
     res = ParseResult(h, w, cloth, Detections.empty(("person",)), np.asarray(f.label_map, np.uint8), f, sp)
     assert res.item_mask(0)[:, 0].any() and res.item_mask(0)[:, -1].any()
@@ -259,6 +282,23 @@ def test_mask_polygons_equals_reference() -> None:
         h, w = (int(v) for v in rng.integers(1, 40, 2))
         mask = gaussian_filter(rng.normal(size=(h, w)), rng.uniform(0.3, 3)) > 0
         assert mask_polygons(mask) == ref_polygons(mask)
+
+
+@pytest.mark.parametrize("seed", range(4))
+def test_blend_equals_float_reference(seed: int) -> None:
+    rng = np.random.default_rng(seed)
+    h, w = (int(v) for v in rng.integers(1, 70, 2))
+    image = rng.integers(0, 256, (h, w, 3), dtype=np.uint8)
+    image[0, 0] = (0, 255, 128)  # the extremes of the table
+    label_map = rng.integers(0, len(PARSING_LABELS), (h // 3 + 1, w // 3 + 1), dtype=np.uint8)
+    label_map = np.kron(label_map, np.ones((3, 3), np.uint8))[:h, :w]  # blocks: edges and interiors
+    sp = voronoi(rng, h, w, int(rng.integers(1, 20)))
+    only = rng.random((h, w)) < 0.6
+    for alpha in (0.55, 0.3):
+        for sp_labels, only_ in ((None, None), (sp, None), (None, only), (sp, only)):
+            want = ref_blend(image, label_map, sp_labels, only_, alpha)
+            np.testing.assert_array_equal(blend_parsing(image, label_map, sp_labels, only_, alpha), want)
+            assert render_overlay(image, label_map, sp_labels=sp_labels, only=only_, alpha=alpha)[:h, :w].shape == want.shape
 
 
 def test_fast_png_is_lossless() -> None:

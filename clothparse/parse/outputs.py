@@ -1,7 +1,8 @@
-"""Per-image outputs of ``cpt parse``: mask encodings, the palette label PNG and the overlay.
+"""Per-image outputs of ``cpt parse``: the JSON record, the palette label PNG and the overlay.
 
 Every function here turns arrays into bytes or JSON-ready values; writing them to disk
-(atomically, all-or-nothing per image) is ``clothparse.parse.batch``'s job.
+(atomically, all-or-nothing per image) is ``clothparse.parse.batch``'s job. The mask
+encodings (RLE, polygons, boxes, on full masks or crops) are ``clothparse.parse.mask_codec``'s.
 """
 
 from __future__ import annotations
@@ -40,6 +41,7 @@ __all__ = [
     "EncodedImage",
     "OverlayItem",
     "OverlayOptions",
+    "blend_parsing",
     "decode_rle",
     "encode_result",
     "encode_rle",
@@ -136,23 +138,7 @@ def render_overlay(
     Returns RGB uint8 [H, W + legend width, 3] (taller than H when the legend needs it).
     """
     h, w = label_map.shape
-    colour = PALETTE[label_map].astype(np.float32)
-    a = np.where(label_map == 0, 0.0, alpha).astype(np.float32)
-    a[label_map == len(PARSING_LABELS) - 1] = alpha * 0.5  # skin/body: lighter, it is context
-    if only is not None:
-        a = a * only
-    out = image.astype(np.float32) * (1 - a[..., None]) + colour * a[..., None]
-    from skimage.segmentation import find_boundaries  # on use: see mask_polygons
-
-    edges = find_boundaries(label_map, mode="inner") & (label_map > 0)
-    if only is not None:
-        edges &= only
-    out[edges] = colour[edges] * 0.6
-    if sp_labels is not None:
-        # Half-transparent yellow: the boundaries stay visible without hiding the parsing.
-        b = find_boundaries(sp_labels, mode="inner")
-        out[b] = out[b] * 0.4 + np.array((255.0, 255.0, 0.0), np.float32) * 0.6
-    canvas = Image.fromarray(np.clip(out + 0.5, 0, 255).astype(np.uint8), mode="RGB")
+    canvas = Image.fromarray(blend_parsing(image, label_map, sp_labels, only, alpha), mode="RGB")
     font_size = max(10, min(h, w) // 40)
     font = _font(font_size)
     draw = ImageDraw.Draw(canvas)
@@ -170,8 +156,54 @@ def render_overlay(
                 rgb = tuple(int(c) for c in PALETTE[it.label])
                 draw.rectangle(rect, fill=rgb)
                 draw.text((rect[0] + 1, rect[1] + 1), f"{it.name} {it.score:.2f}", fill=_ink(rgb), font=font, anchor="lt")
-    present = [int(v) for v in np.unique(label_map) if v != 0]
+    present = [int(v) for v in np.flatnonzero(np.bincount(label_map.reshape(-1), minlength=1)[1:]) + 1]
     return np.asarray(_with_legend(canvas, present, font, font_size))
+
+
+def blend_parsing(
+    image: np.ndarray,
+    label_map: np.ndarray,
+    sp_labels: np.ndarray | None = None,
+    only: np.ndarray | None = None,
+    alpha: float = 0.55,
+) -> np.ndarray:
+    """The coloured part of the overlay: RGB uint8 [H, W, 3] (arguments as ``render_overlay``).
+
+    Each pixel is ``photo * (1 - a) + colour * a`` in float32, rounded half up: ``a`` is
+    ``alpha`` for clothing, ``alpha / 2`` for skin/body, 0 for background and outside
+    ``only``; parsing edges take ``colour * 0.6``; superpixel edges are then mixed 60%
+    with yellow. The blend depends on the label and one photo byte only, so it is
+    tabulated (15 x 256 x 3, the same float32 operations) and looked up per byte,
+    instead of being evaluated over 3 x H x W floats.
+    """
+    pal = PALETTE.astype(np.float32)  # [L, 3]
+    a = np.full(len(pal), alpha)
+    a[0] = 0.0
+    a[len(PARSING_LABELS) - 1] = alpha * 0.5  # skin/body: lighter, it is context
+    a32 = a.astype(np.float32)[:, None, None]
+    table = np.arange(256, dtype=np.float32)[None, :, None] * (1 - a32) + pal[:, None, :] * a32  # [L, 256, 3]
+    edge_colour = pal * 0.6
+    labels = label_map if only is None else np.where(only, label_map, 0)  # label 0: the photo as is
+    idx = labels.astype(np.uint16)[..., None] * np.uint16(256 * 3) + image * np.uint16(3)
+    idx += np.arange(3, dtype=np.uint16)
+    out = _round_u8(table).reshape(-1)[idx]
+    from skimage.segmentation import find_boundaries  # on use: see mask_codec.mask_polygons
+
+    edges = find_boundaries(label_map, mode="inner") & (label_map > 0)
+    if only is not None:
+        edges &= only
+    out[edges] = _round_u8(edge_colour)[label_map[edges]]
+    if sp_labels is not None:
+        # Half-transparent yellow: the boundaries stay visible without hiding the parsing.
+        b = find_boundaries(sp_labels, mode="inner")
+        under = np.where(edges[b][:, None], edge_colour[label_map[b]], table[labels[b][:, None], image[b], np.arange(3)])
+        out[b] = _round_u8(under * 0.4 + np.array((255.0, 255.0, 0.0), np.float32) * 0.6)
+    return out
+
+
+def _round_u8(x: np.ndarray) -> np.ndarray:
+    """float32 0-255 -> uint8, rounding half up (clip, then truncate)."""
+    return np.clip(x + 0.5, 0, 255).astype(np.uint8)
 
 
 def _place_caption(
