@@ -152,7 +152,7 @@ def plot_png(report: dict[str, Any], path: Path) -> None:
     from clothparse.io.atomic import write_bytes
 
     rows = [r for r in report["rows"] if r.get("status") == "ok"]
-    fig, ax = plt.subplots(figsize=(10, 1.2 + 0.5 * max(1, len(rows))))
+    fig, ax = plt.subplots(figsize=(11, 1.6 + 0.5 * max(1, len(rows))))
     names = [r["name"] for r in rows]
     left = [0.0] * len(rows)
     for stage in PLOT_STAGES:
@@ -163,7 +163,7 @@ def plot_png(report: dict[str, Any], path: Path) -> None:
     ax.set_title("cpt bench: stage breakdown" if rows else "cpt bench: no configuration ran")
     ax.invert_yaxis()
     if rows:
-        ax.legend(loc="lower right", fontsize="small")
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1.0), fontsize="small")  # outside: never hides a bar
     fig.tight_layout()
     buf = io.BytesIO()
     fig.savefig(buf, format="png", dpi=100)
