@@ -3,13 +3,13 @@
 from __future__ import annotations
 
 import logging
-import types
 
 import numpy as np
 import pytest
 from skimage.segmentation import slic
 
 from clothparse.errors import ConfigError, DataError, DependencyError
+from clothparse.parse import slic_native
 from clothparse.parse import superpixels as sp
 
 
@@ -74,7 +74,7 @@ def test_get_backend_names(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCa
     with pytest.raises(ConfigError):
         sp.get_backend("opencv")
     assert isinstance(sp.get_backend("skimage"), sp.SuperpixelBackend)
-    monkeypatch.setattr(sp, "_import_native", lambda: None)
+    monkeypatch.setattr(sp, "_native_available", lambda: False)
     monkeypatch.setattr(sp, "_told_fallback", False)
     with pytest.raises(DependencyError, match=r"clothparse\._slic"):
         sp.get_backend("native")
@@ -85,16 +85,12 @@ def test_get_backend_names(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCa
     assert len(told) == 1  # the user is told once, not per image
 
 
-def test_auto_prefers_native_when_importable(monkeypatch: pytest.MonkeyPatch) -> None:
-    # A stand-in module that runs the real scikit-image SLIC with the native contract's
-    # positional signature, with one label id skipped to exercise relabelling.
-    def native_slic(image: np.ndarray, n: int, c: float, s: float) -> np.ndarray:
-        lab = slic(image, n_segments=n, compactness=c, sigma=s, start_label=0, channel_axis=-1)
-        return (lab * 2).astype(np.int32)
-
-    monkeypatch.setattr(sp, "_import_native", lambda: types.SimpleNamespace(slic=native_slic))
+@pytest.mark.skipif(not slic_native.available(), reason="native SLIC (clothparse._slic) is not built")
+def test_auto_prefers_native_when_built() -> None:
     backend = sp.get_backend("auto")
-    assert backend.name == "native"
-    img = _photo(32, 32)
-    got = backend.segment(img, n_segments=20)
-    assert np.array_equal(got, sp.SkimageSlic().segment(img, n_segments=20))
+    assert backend.name == "native" and sp.get_backend("native").name == "native"
+    img = _photo(48, 40)
+    got = backend.segment(img, n_segments=30, compactness=10.0, sigma=1.0)
+    assert got.dtype == np.int32 and got.shape == img.shape[:2]
+    assert np.array_equal(got, slic_native.slic(img, 30, 10.0, 1.0))
+    assert np.array_equal(np.unique(got), np.arange(got.max() + 1))

@@ -16,7 +16,7 @@ uses it when it imports and otherwise falls back to scikit-image, saying so once
 from __future__ import annotations
 
 import logging
-from typing import Any, Protocol, runtime_checkable
+from typing import Protocol, runtime_checkable
 
 import numpy as np
 
@@ -117,12 +117,12 @@ class SkimageSlic:
 
 
 class NativeSlic:
-    """The C++ SLIC of ``clothparse._slic`` (same parameters and output as ``SkimageSlic``)."""
+    """The C++ SLIC (``clothparse._slic``) through its validating Python layer ``slic_native``.
+
+    Same parameters and output contract as ``SkimageSlic``.
+    """
 
     name = "native"
-
-    def __init__(self, module: Any) -> None:
-        self._module = module
 
     def segment(
         self,
@@ -132,21 +132,15 @@ class NativeSlic:
         sigma: float = DEFAULT_SIGMA,
     ) -> np.ndarray:
         """int32 [H, W] labels 0..S-1 of an RGB uint8 [H, W, 3] image."""
-        img = check_image(image_rgb)
-        check_params(n_segments, compactness, sigma)
-        labels = self._module.slic(img, int(n_segments), float(compactness), float(sigma))
-        labels = np.asarray(labels)
-        if labels.shape != img.shape[:2]:
-            raise RuntimeError(f"clothparse._slic returned shape {labels.shape} for an image of {img.shape[:2]}")
-        return relabel_contiguous(labels)
+        from clothparse.parse import slic_native
+
+        return slic_native.slic(image_rgb, n_segments, compactness, sigma)
 
 
-def _import_native() -> Any | None:
-    try:
-        from clothparse import _slic  # type: ignore[attr-defined]
-    except ImportError:
-        return None
-    return _slic
+def _native_available() -> bool:
+    from clothparse.parse import slic_native
+
+    return slic_native.available()
 
 
 def get_backend(name: str = "auto") -> SuperpixelBackend:
@@ -160,9 +154,8 @@ def get_backend(name: str = "auto") -> SuperpixelBackend:
         raise ConfigError(f"unknown superpixel backend {name!r}; choose one of {', '.join(BACKEND_NAMES)}")
     if name == "skimage":
         return SkimageSlic()
-    native = _import_native()
-    if native is not None:
-        return NativeSlic(native)
+    if _native_available():
+        return NativeSlic()
     if name == "native":
         raise DependencyError(NATIVE_BUILD_HINT.split(";")[0] + "; build it with: pip install -e . (needs CMake and a C++17 compiler)")
     if not _told_fallback:
