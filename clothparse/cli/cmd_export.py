@@ -33,7 +33,7 @@ def _calibration_images(folder: Path | None, limit: int = 64) -> list:
 
 def export(
     checkpoint: Annotated[Path, typer.Argument(help="Checkpoint: run folder, .safetensors or .json.")],
-    out: OutDir = Path("export"),
+    out: OutDir = Path("exported"),  # not "export": that is the source folder in a checkout
     fmt: Annotated[str, typer.Option("--format", help="Comma-separated: onnx, trt.")] = "onnx",
     height: Annotated[int, typer.Option("--height", help="Export height (multiple of 32).")] = 800,
     width: Annotated[int, typer.Option("--width", help="Export width (multiple of 32).")] = 1024,
