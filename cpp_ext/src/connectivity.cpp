@@ -5,6 +5,9 @@
 #include <algorithm>
 #include <stdexcept>
 #include <vector>
+#if defined(__AVX512F__)
+#include <immintrin.h>
+#endif
 
 #include "clothparse/slic.hpp"
 #include "internal.hpp"
@@ -26,8 +29,28 @@ inline void push_runs(const std::int32_t* labels, const std::int32_t* out, int y
                       int x0, int x1, std::int32_t lab, std::vector<std::pair<int, int>>& stack) {
     const std::int32_t* lr = labels + static_cast<std::ptrdiff_t>(y) * width;
     const std::int32_t* orow = out + static_cast<std::ptrdiff_t>(y) * width;
+    int x = x0;
     bool in_run = false;
-    for (int x = x0; x <= x1; ++x) {
+#if defined(__AVX512F__)
+    // Open pixels as a bit mask per 16 columns; a run starts at an open bit whose left
+    // neighbour is closed. Same pushes, same order as the scalar loop, without its branch
+    // mispredictions.
+    const __m512i vlab = _mm512_set1_epi32(lab), zero = _mm512_setzero_si512();
+    for (; x <= x1; x += 16) {
+        const int n = std::min(16, x1 - x + 1);
+        const __mmask16 valid = n == 16 ? __mmask16(0xFFFF) : __mmask16((1u << n) - 1u);
+        const __mmask16 same = _mm512_mask_cmpeq_epi32_mask(valid, _mm512_maskz_loadu_epi32(valid, lr + x), vlab);
+        const __mmask16 open = _mm512_mask_cmplt_epi32_mask(same, _mm512_maskz_loadu_epi32(same, orow + x), zero);
+        const unsigned bits = open;
+        unsigned starts = bits & ~((bits << 1) | (in_run ? 1u : 0u)) & 0xFFFFu;
+        while (starts) {
+            stack.emplace_back(y, x + __builtin_ctz(starts));
+            starts &= starts - 1;
+        }
+        in_run = (bits >> (n - 1)) & 1u;
+    }
+#endif
+    for (; x <= x1; ++x) {
         const bool open = lr[x] == lab && orow[x] < 0;
         if (open && !in_run) stack.emplace_back(y, x);
         in_run = open;

@@ -5,7 +5,16 @@
 // Each centre searches a (2*step+1)^2 window (Achanta's 2S x 2S region; skimage searches 4S x 4S).
 #include <cmath>
 #if defined(__AVX2__) || defined(__AVX512F__)
+// GCC 12's conversion and reduction intrinsics raise a false -Wmaybe-uninitialized
+// inside its own header; the warning is attributed to the header, so silence it there only.
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic push
+#pragma GCC diagnostic ignored "-Wmaybe-uninitialized"
+#endif
 #include <immintrin.h>
+#if defined(__GNUC__) && !defined(__clang__)
+#pragma GCC diagnostic pop
+#endif
 #endif
 #include <limits>
 #include <stdexcept>
@@ -113,6 +122,7 @@ void assign_row(const Planes& im, int y, const std::int32_t* cand, int ncand,
     }
 }
 
+
 // Adds one row's pixels to their centres' sums, one flush per run of equal labels.
 void accumulate_row(const Planes& im, int y, const std::int32_t* lab, double* acc) {
     const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(y) * im.width;
@@ -131,11 +141,30 @@ void accumulate_row(const Planes& im, int y, const std::int32_t* lab, double* ac
         for (int i0 = start; i0 < x; i0 += 4096) {
             const int i1 = std::min(x, i0 + 4096);
             std::int32_t il = 0, ia = 0, ib = 0;
+#if defined(__AVX512F__)
+            // Runs are short (about a superpixel's width): masked vectors, no scalar epilogue.
+            // Integer lanes wrap modulo 2^32, so the reduced sum is exact whenever the true
+            // sum fits int32 (it does, see above).
+            {
+                const __m512 s4096 = _mm512_set1_ps(4096.0f);
+                __m512i vl = _mm512_setzero_si512(), va = vl, vb = vl;
+                for (int i = i0; i < i1; i += 16) {
+                    const __mmask16 m = i1 - i >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (i1 - i)) - 1u);
+                    vl = _mm512_add_epi32(vl, _mm512_cvttps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, Lr + i), s4096)));
+                    va = _mm512_add_epi32(va, _mm512_cvttps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, Ar + i), s4096)));
+                    vb = _mm512_add_epi32(vb, _mm512_cvttps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, Br + i), s4096)));
+                }
+                il = _mm512_reduce_add_epi32(vl);
+                ia = _mm512_reduce_add_epi32(va);
+                ib = _mm512_reduce_add_epi32(vb);
+            }
+#else
             for (int i = i0; i < i1; ++i) {
                 il += static_cast<std::int32_t>(Lr[i] * 4096.0f);
                 ia += static_cast<std::int32_t>(Ar[i] * 4096.0f);
                 ib += static_cast<std::int32_t>(Br[i] * 4096.0f);
             }
+#endif
             sl += il;
             sa += ia;
             sb += ib;
@@ -240,29 +269,28 @@ int segment(const std::uint8_t* rgb, int height, int width, std::ptrdiff_t row_s
     }
 
     std::vector<int> x_lo(K), x_hi(K), y_lo(K), y_hi(K);
-    std::vector<int> row_start(static_cast<std::size_t>(height) + 1);
-    std::vector<std::int32_t> row_cand;
+    // Rows covered by any window of a seed row's centres: each image row then finds its
+    // candidates (in index order) by checking only the seed rows whose band covers it, inside
+    // the parallel loop, instead of building per-row lists serially.
+    std::vector<int> band_lo(grid.ny), band_hi(grid.ny);
+    std::vector<std::int32_t> cand(static_cast<std::size_t>(nt) * K);
     std::vector<double> acc(static_cast<std::size_t>(nt) * K * kAcc);
     std::vector<float> dist(static_cast<std::size_t>(nt) * width);
 
     for (int iter = 0; iter < p.max_iter; ++iter) {
         const bool update = iter + 1 < p.max_iter;  // the last pass only labels
-        // Windows and the per-row candidate lists (CSR, centres in index order).
-        std::fill(row_start.begin(), row_start.end(), 0);
-        for (int k = 0; k < K; ++k) {
-            const Centre& c = centres[k];
-            y_lo[k] = static_cast<int>(std::max(c.y - rad_y, 0.0f));
-            y_hi[k] = static_cast<int>(std::min(c.y + rad_y + 1.0f, static_cast<float>(height)));
-            x_lo[k] = static_cast<int>(std::max(c.x - rad_x, 0.0f));
-            x_hi[k] = static_cast<int>(std::min(c.x + rad_x + 1.0f, static_cast<float>(width)));
-            for (int y = y_lo[k]; y < y_hi[k]; ++y) ++row_start[y + 1];
-        }
-        for (int y = 0; y < height; ++y) row_start[y + 1] += row_start[y];
-        row_cand.resize(row_start[height]);
-        {
-            std::vector<int> fill(row_start.begin(), row_start.end() - 1);
-            for (int k = 0; k < K; ++k)
-                for (int y = y_lo[k]; y < y_hi[k]; ++y) row_cand[fill[y]++] = k;
+        for (int i = 0; i < grid.ny; ++i) {
+            band_lo[i] = height;
+            band_hi[i] = 0;
+            for (int k = i * grid.nx; k < (i + 1) * grid.nx; ++k) {
+                const Centre& c = centres[k];
+                y_lo[k] = static_cast<int>(std::max(c.y - rad_y, 0.0f));
+                y_hi[k] = static_cast<int>(std::min(c.y + rad_y + 1.0f, static_cast<float>(height)));
+                x_lo[k] = static_cast<int>(std::max(c.x - rad_x, 0.0f));
+                x_hi[k] = static_cast<int>(std::min(c.x + rad_x + 1.0f, static_cast<float>(width)));
+                band_lo[i] = std::min(band_lo[i], y_lo[k]);
+                band_hi[i] = std::max(band_hi[i], y_hi[k]);
+            }
         }
         std::fill(acc.begin(), acc.end(), 0.0);
 
@@ -273,11 +301,21 @@ int segment(const std::uint8_t* rgb, int height, int width, std::ptrdiff_t row_s
             const int tid = detail::thread_id();
             double* my_acc = acc.data() + static_cast<std::size_t>(tid) * K * kAcc;
             float* my_dist = dist.data() + static_cast<std::size_t>(tid) * width;
+            std::int32_t* my_cand = cand.data() + static_cast<std::size_t>(tid) * K;
 #pragma omp for schedule(dynamic, 16)
             for (int y = 0; y < height; ++y) {
+                int ncand = 0;
+                for (int i = 0; i < grid.ny; ++i) {
+                    if (y < band_lo[i] || y >= band_hi[i]) continue;
+                    // Branch-free append: which centres qualify changes unpredictably.
+                    for (int k = i * grid.nx; k < (i + 1) * grid.nx; ++k) {
+                        my_cand[ncand] = k;
+                        ncand += (y >= y_lo[k]) & (y < y_hi[k]);
+                    }
+                }
                 std::int32_t* lab_row = raw_labels + static_cast<std::size_t>(y) * width;
-                assign_row(im, y, row_cand.data() + row_start[y], row_start[y + 1] - row_start[y],
-                           centres.data(), x_lo.data(), x_hi.data(), weight, my_dist, lab_row);
+                assign_row(im, y, my_cand, ncand, centres.data(), x_lo.data(), x_hi.data(), weight,
+                           my_dist, lab_row);
                 if (update) accumulate_row(im, y, lab_row, my_acc);
             }
         }
