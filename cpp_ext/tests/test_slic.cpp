@@ -10,6 +10,7 @@
 #include <vector>
 
 #include "clothparse/slic.hpp"
+#include "../src/internal.hpp"
 
 namespace cs = clothparse::slic;
 
@@ -270,6 +271,38 @@ static void test_enforce_connectivity_cases() {
     CHECK(*std::max_element(sizes.begin(), sizes.end()) <= 5);
 }
 
+// The run-based connectivity pass against the flood fill it replaced, on random label images
+// (blocky, so components of many shapes and sizes) with and without the max_size cut, which
+// sends the fast path to the flood fill.
+static void test_connectivity_fast_path_matches_flood_fill() {
+    std::mt19937 rng(12345);
+    for (int trial = 0; trial < 300; ++trial) {
+        const int h = 1 + static_cast<int>(rng() % 70), w = 1 + static_cast<int>(rng() % 70);
+        const int n_labels = 1 + static_cast<int>(rng() % 12);
+        const int block = 1 + static_cast<int>(rng() % 6);
+        Labels in(static_cast<std::size_t>(h) * w);
+        const int by = (h + block - 1) / block, bx = (w + block - 1) / block;
+        std::vector<int> cell(static_cast<std::size_t>(by) * bx);
+        for (auto& c : cell) c = static_cast<int>(rng() % n_labels);
+        for (int y = 0; y < h; ++y)
+            for (int x = 0; x < w; ++x)
+                in[static_cast<std::size_t>(y) * w + x] =
+                    rng() % 10 == 0 ? static_cast<int>(rng() % n_labels) : cell[(y / block) * bx + x / block];
+        const long long min_size = static_cast<long long>(rng() % 20);
+        const long long max_size = trial % 3 == 0 ? 1 + static_cast<long long>(rng() % 40)
+                                                  : static_cast<long long>(h) * w;
+        const std::size_t n = in.size();
+        Labels fast(n, -5), ref(n, -5), a(n), b(n), c(n), d(n);
+        const int threads = 1 + trial % 3;
+        const int nf = cs::detail::enforce_connectivity(in.data(), h, w, min_size, max_size,
+                                                        fast.data(), a.data(), b.data(), threads);
+        const int nr = cs::detail::flood_fill_components(in.data(), h, w, min_size, max_size,
+                                                         ref.data(), c.data(), d.data());
+        CHECK(nf == nr);
+        CHECK(fast == ref);
+    }
+}
+
 static void test_bad_arguments_throw() {
     const Image img(12, 0);
     Labels out(4);
@@ -310,6 +343,7 @@ int main() {
     test_tiny_images_and_many_segments();
     test_large_image_buffers_released_and_reused();
     test_enforce_connectivity_cases();
+    test_connectivity_fast_path_matches_flood_fill();
     test_bad_arguments_throw();
     if (g_failures) {
         std::fprintf(stderr, "%d check(s) failed\n", g_failures);
