@@ -64,8 +64,8 @@ def reference_slic(
     for it in range(max_iter):
         dist = np.full((h, w), np.inf)
         for k, (cy, cx, *col) in enumerate(centres.astype(np.float64)):
-            y0, y1 = int(max(cy - ry, 0)), int(min(cy + ry + 1, h))
-            x0, x1 = int(max(cx - rx, 0)), int(min(cx + rx + 1, w))
+            y0, y1 = int(max(cy - ry, 0)), int(min(cy + ry, h))
+            x0, x1 = int(max(cx - rx, 0)), int(min(cx + rx, w))
             win = (slice(y0, y1), slice(x0, x1))
             d = sum((planes[c][win] - col[c]) ** 2 for c in range(3))
             d = d + weight * ((yy[win] - cy) ** 2 + (xx[win] - cx) ** 2)

@@ -6,8 +6,8 @@ sigma, convert2lab=True, enforce_connectivity=..., start_label=0)``: the image's
 stretched to [0, 1], converted to CIE Lab (D65), blurred with a Gaussian of ``sigma`` pixels,
 seeded on skimage's regular grid and clustered with distance
 ``|Lab - Lab_k|^2 / compactness^2 + |yx - yx_k|^2 / step^2``. Two deliberate differences:
-each centre searches a (2*step+1)^2 window (Achanta's SLIC) instead of skimage's
-(4*step+1)^2, and a too-small piece joins the segment left of (or above) its first pixel.
+each centre searches the 2*step x 2*step window [centre - step, centre + step) of Achanta's
+SLIC instead of skimage's (4*step+1)^2, and a too-small piece joins the segment left of (or above) its first pixel.
 Results are deterministic and do not depend on the thread count.
 """
 

@@ -2,7 +2,8 @@
 //
 // Distance (skimage's, multiplied through by compactness^2 so colour stays unscaled):
 //   d = |Lab - Lab_k|^2 + (compactness / step)^2 * |(y, x) - (y_k, x_k)|^2
-// Each centre searches a (2*step+1)^2 window (Achanta's 2S x 2S region; skimage searches 4S x 4S).
+// Each centre searches Achanta's 2S x 2S window [c - S, c + S) (skimage searches 4S x 4S); at
+// 2S = 32 px a window row is exactly two 16-lane vectors.
 #include <algorithm>
 #include <cmath>
 #if defined(__AVX2__) || defined(__AVX512F__)

@@ -116,9 +116,9 @@ int segment(const std::uint8_t* rgb, int height, int width, std::ptrdiff_t row_s
             for (int k = i * grid.nx; k < (i + 1) * grid.nx; ++k) {
                 const Centre& c = centres[k];
                 y_lo[k] = static_cast<int>(std::max(c.y - rad_y, 0.0f));
-                y_hi[k] = static_cast<int>(std::min(c.y + rad_y + 1.0f, static_cast<float>(height)));
+                y_hi[k] = static_cast<int>(std::min(c.y + rad_y, static_cast<float>(height)));
                 x_lo[k] = static_cast<int>(std::max(c.x - rad_x, 0.0f));
-                x_hi[k] = static_cast<int>(std::min(c.x + rad_x + 1.0f, static_cast<float>(width)));
+                x_hi[k] = static_cast<int>(std::min(c.x + rad_x, static_cast<float>(width)));
                 band_lo[i] = std::min(band_lo[i], y_lo[k]);
                 band_hi[i] = std::max(band_hi[i], y_hi[k]);
             }
