@@ -5,7 +5,7 @@
   Python loops) against ours (the configured superpixel backend + ``fuse``), on the same
   image and the same detections.
 - ``fast-slic``: the peer anchor for superpixels (``SlicAvx2``, same segment count and
-  compactness) against our backend, when ``fast_slic`` is importable.
+  compactness) against our backend, when ``fast_slic`` is importable; the two alternate.
 - ``skimage-vs-native``: scikit-image SLIC against the native SLIC, when both exist.
 
 Each baseline row: {name, size, ours, ours_ms, theirs, theirs_ms, ratio} where ratio =
@@ -18,7 +18,7 @@ from collections.abc import Callable
 from typing import Any
 
 import numpy as np
-from clothparse.bench.timing import summarize, time_fn
+from clothparse.bench.timing import summarize, time_alternating, time_fn
 
 from clothparse.engines.base import Detections
 
@@ -82,12 +82,17 @@ def run_baselines(
     theirs_f = time_fn(lambda: seed_parse(image, sp_seed, clothing, bodies), min(warmup, 1), seed_repeat)
     rows.append(_row("seed fusion only (same SLIC labels)", size, "fuse", ours_f, "seed rules", theirs_f))
 
-    ours_sp = time_fn(lambda: backend.segment(image, **kw), warmup, repeat)
+    # SLIC alone takes milliseconds: more runs than the grid's for a stable median, and ours
+    # alternating with fast-slic so both see the same machine.
+    sp_repeat = max(repeat, 15)
     fast = fast_slic_segmenter(slic.n_segments, slic.compactness)
     if fast is None:
-        rows.append(skipped("fast-slic (peer)", size, "fast_slic is not installed (pip install fast-slic)"))
+        ours_sp = time_fn(lambda: backend.segment(image, **kw), warmup, sp_repeat)
+        rows.append(skipped("fast-slic (peer)", size, "fast_slic is not installed (pip install cython wheel setuptools && pip install --no-build-isolation fast-slic)"))
     else:
-        rows.append(_row("fast-slic (peer)", size, f"{backend.name} SLIC", ours_sp, "fast-slic AVX2", time_fn(lambda: fast(image), warmup, repeat)))
+        pair = time_alternating({"ours": lambda: backend.segment(image, **kw), "fast": lambda: fast(image)}, max(warmup, 1), sp_repeat)
+        ours_sp = pair["ours"]
+        rows.append(_row("fast-slic (peer)", size, f"{backend.name} SLIC", ours_sp, "fast-slic AVX2", pair["fast"]))
 
     if backend.name == "native":
         sk = time_fn(lambda: skimage.segment(image, **kw), warmup, repeat)

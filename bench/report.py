@@ -208,42 +208,64 @@ def compare(new: dict[str, Any], old: dict[str, Any]) -> tuple[list[CompareRow],
 
 # -- terminal --------------------------------------------------------------------------
 def print_tables(report: dict[str, Any], comparison: list[CompareRow] | None = None, console: Any = None) -> None:
-    """The grid (and comparison) as rich tables."""
+    """The grid (and comparison) as rich tables; numbers are never cut, long names fold."""
     from rich.console import Console
     from rich.table import Table
 
-    console = console or Console()
+    if console is None:
+        console = Console()
+        if not console.is_terminal:
+            # A log or pipe gets rich's 80 columns, too narrow for a dozen numeric columns.
+            console = Console(width=200)
     short = {"decode": "dec", "preprocess": "pre", "clothing_model": "cloth", "body_model": "body", "superpixels": "sp", "fusion": "fuse", "encode": "enc"}
-    t = Table(title="cpt bench: median ms per image (e2e: per batch)")
-    t.add_column("config", no_wrap=True)
-    for col in (*(short[s] for s in STAGES), "e2e", "p90", "img/s", "post/model"):
-        t.add_column(col, justify="right")
-    for r in report["rows"]:
-        if r.get("status") != "ok":
-            continue
+    heads = (*(short[s] for s in STAGES), "e2e", "p90", "img/s", "post/model")
+    ok = [r for r in report["rows"] if r.get("status") == "ok"]
+    cells = {}
+    for r in ok:
         share = r.get("post_model_share")
-        t.add_row(
-            r["name"], *(f"{_ms(r, s):.1f}" for s in STAGES), f"{r['end_to_end']['median_ms']:.1f}",
+        cells[r["name"]] = (
+            *(f"{_ms(r, s):.1f}" for s in STAGES), f"{r['end_to_end']['median_ms']:.1f}",
             f"{r['end_to_end']['p90_ms']:.1f}", f"{r['throughput_ips']:.2f}", f"{100 * share:.1f}%" if share is not None else "–",
         )
-    console.print(t)
+    title = "cpt bench: median ms per image (e2e: per batch)"
+    if console.width >= 130:
+        t = Table(title=title)
+        t.add_column("config", overflow="fold")
+        for col in heads:
+            t.add_column(col, justify="right", no_wrap=True)
+        for name, row in cells.items():
+            t.add_row(name, *row)
+        console.print(t)
+    else:
+        # Narrow terminal: one column per configuration (three per table), so no number is cut.
+        names = list(cells)
+        for i in range(0, len(names), 3):
+            t = Table(title=title if i == 0 else None)
+            t.add_column("ms", no_wrap=True)
+            for name in names[i : i + 3]:
+                t.add_column(name, justify="right", overflow="fold")
+            for j, head in enumerate(heads):
+                t.add_row(head, *(cells[n][j] for n in names[i : i + 3]))
+            console.print(t)
     for r in report["rows"]:
         if r.get("status") != "ok":
             console.print(f"[yellow]skipped[/] {r['name']}: {r.get('reason', '')}", soft_wrap=True)
     if report["baselines"]:
         b = Table(title="baselines (same run): theirs / ours")
-        for col in ("baseline", "size", "ours ms", "theirs ms", "ratio"):
-            b.add_column(col)
+        b.add_column("baseline", overflow="fold")
+        for col in ("size", "ours ms", "theirs ms", "ratio"):
+            b.add_column(col, no_wrap=True)
         for row in report["baselines"]:
             if row.get("status") == "ok":
                 b.add_row(row["name"], row["size"], f"{row['ours_ms']:.1f}", f"{row['theirs_ms']:.1f}", f"{row['ratio']:.2f}×")
             else:
-                b.add_row(row["name"], row["size"], f"[yellow]skipped: {row.get('reason', '')}[/]", "", "")
+                b.add_row(f"{row['name']} [yellow](skipped: {row.get('reason', '')})[/]", row["size"], "", "", "")
         console.print(b)
     if comparison is not None:
         c = Table(title="compared with the old report (new / old; < 1 is faster)")
-        for col in ("config", "old ms", "new ms", "ratio"):
-            c.add_column(col)
+        c.add_column("config", overflow="fold")
+        for col in ("old ms", "new ms", "ratio"):
+            c.add_column(col, no_wrap=True)
         for cr in comparison:
             c.add_row(cr.name, f"{cr.old_ms:.1f}", f"{cr.new_ms:.1f}", f"{cr.ratio:.3f}")
         console.print(c)

@@ -3,7 +3,8 @@
 Sizes 600x400 and 1024x768 (width x height) of a real photo (scikit-image's ``coffee``,
 resized), ~900 segments, the seed's compactness 20 and sigma 2 (fast-slic has no sigma; it
 runs with its own compactness default, as the peer anchor in ANCHORS.md). Each timing is the
-median (and min) of ``--repeat`` runs after one warm-up run.
+median (and min) of ``--repeat`` runs after one warm-up run; the native and fast-slic runs
+alternate so that a slow spell of a shared machine hits them alike.
 
 Run: ``python -m clothparse.bench.slic_bench [--threads 2] [--repeat 15] [--json OUT.json]``.
 """
@@ -38,14 +39,31 @@ def time_call(fn: Callable[[], object], repeat: int) -> tuple[float, float, floa
     Process CPU time sums all threads; for a one-thread run it is the wall time the call would
     take on an idle core, which is the robust figure on a shared, oversubscribed machine.
     """
-    fn()
-    wall, cpu = [], []
-    for _ in range(repeat):
-        c0, t0 = time.process_time(), time.perf_counter()
+    return time_interleaved({"fn": fn}, repeat)["fn"]
+
+
+def time_interleaved(
+    fns: dict[str, Callable[[], object]], repeat: int
+) -> dict[str, tuple[float, float, float]]:
+    """:func:`time_call` for several functions, run round-robin (one warm-up call each).
+
+    Round-robin spreads a slow spell of a shared machine over every implementation alike, so
+    their ratios hold even when the absolute times drift between spells.
+    """
+    for fn in fns.values():
         fn()
-        wall.append((time.perf_counter() - t0) * 1e3)
-        cpu.append((time.process_time() - c0) * 1e3)
-    return float(np.median(wall)), float(np.min(wall)), float(np.median(cpu))
+    wall: dict[str, list[float]] = {name: [] for name in fns}
+    cpu: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            c0, t0 = time.process_time(), time.perf_counter()
+            fn()
+            wall[name].append((time.perf_counter() - t0) * 1e3)
+            cpu[name].append((time.process_time() - c0) * 1e3)
+    return {
+        name: (float(np.median(wall[name])), float(np.min(wall[name])), float(np.median(cpu[name])))
+        for name in fns
+    }
 
 
 def native_name(threads: int) -> str:
@@ -92,10 +110,21 @@ def run(
     impls = segmenters(threads)
     for width, height in sizes:
         img = test_image(width, height)
+        # scikit-image alone (it is ~40x slower); the fast implementations round-robin.
+        timed = {
+            name: time_call(partial(fn, img), skimage_repeat)
+            for name, fn in impls.items()
+            if name == "skimage"
+        }
+        timed.update(
+            time_interleaved(
+                {name: partial(fn, img) for name, fn in impls.items() if name != "skimage"},
+                repeat,
+            )
+        )
         size_rows: list[dict[str, Any]] = []
-        for name, fn in impls.items():
-            reps = skimage_repeat if name == "skimage" else repeat
-            med, best, cpu = time_call(partial(fn, img), reps)
+        for name in impls:
+            med, best, cpu = timed[name]
             size_rows.append(
                 {
                     "size": f"{width}x{height}",
@@ -103,7 +132,7 @@ def run(
                     "median_ms": med,
                     "min_ms": best,
                     "cpu_ms": cpu,
-                    "runs": reps,
+                    "runs": skimage_repeat if name == "skimage" else repeat,
                 }
             )
         native = next((r for r in size_rows if r["impl"] == native_name(threads)), None)

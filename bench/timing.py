@@ -98,6 +98,26 @@ def time_fn(fn: Callable[[], Any], warmup: int, repeat: int) -> list[float]:
     return out
 
 
+def time_alternating(fns: dict[str, Callable[[], Any]], warmup: int, repeat: int) -> dict[str, list[float]]:
+    """:func:`time_fn` for several functions called round-robin: seconds per call, by name.
+
+    Alternating spreads a slow spell of a shared machine over all of them alike, so their
+    ratio holds when absolute times drift.
+    """
+    if warmup < 0 or repeat < 1:
+        raise ValueError(f"need warmup >= 0 and repeat >= 1, got {warmup}, {repeat}")
+    for _ in range(warmup):
+        for fn in fns.values():
+            fn()
+    out: dict[str, list[float]] = {name: [] for name in fns}
+    for _ in range(repeat):
+        for name, fn in fns.items():
+            with Clock() as c:
+                fn()
+            out[name].append(c.seconds)
+    return out
+
+
 def cuda_event_times(fn: Callable[[], Any], warmup: int, repeat: int) -> list[float]:
     """Seconds of each of ``repeat`` calls measured with CUDA events (needs a CUDA device).
 

@@ -58,6 +58,23 @@ def test_tiny_suite_writes_wellformed_reports(tiny_report: tuple[Path, object]) 
     assert "seed superpixel stage (SLIC + fusion)" in names and "fast-slic (peer)" in names
 
 
+@pytest.mark.parametrize("width", [80, 200])
+def test_terminal_tables_never_cut_numbers(tiny_report: tuple[Path, object], width: int) -> None:
+    import io
+
+    from rich.console import Console
+
+    out, _ = tiny_report
+    data = json.loads((out / "bench.json").read_text())
+    buf = io.StringIO()
+    rep.print_tables(data, console=Console(file=buf, width=width))
+    text = buf.getvalue()
+    assert "…" not in text
+    row = next(r for r in data["rows"] if r["status"] == "ok")
+    for value in (row["end_to_end"]["median_ms"], row["end_to_end"]["p90_ms"], *(st["median_ms"] for st in row["stages"].values())):
+        assert f"{value:.1f}" in text
+
+
 def test_unavailable_engines_are_reported_as_skipped(tiny_report: tuple[Path, object]) -> None:
     out, _ = tiny_report
     data = json.loads((out / "bench.json").read_text())
@@ -110,6 +127,18 @@ def test_cli_compare_and_exit_codes(tmp_path: Path, tiny_report: tuple[Path, obj
     data = rep.load_report(out / "bench.json")
     rows, _ = rep.compare(data, old)
     assert [r.ratio for r in rows] == [1.0]
+
+
+def test_alternating_timer_calls_round_robin() -> None:
+    from clothparse.bench.timing import time_alternating
+
+    calls: list[str] = []
+    times = time_alternating({"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}, warmup=1, repeat=3)
+    assert calls == ["a", "b"] * 4
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    assert all(t >= 0 for v in times.values() for t in v)
+    with pytest.raises(ValueError):
+        time_alternating({"a": lambda: None}, warmup=0, repeat=0)
 
 
 def test_summarize_matches_numpy() -> None:

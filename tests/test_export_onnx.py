@@ -73,6 +73,9 @@ def test_onnxruntime_matches_wrapper_at_batch_2(exported) -> None:
     ort_row = rows[1]
     assert ort_row.n_ref > 0
     assert ort_row.match_rate >= 0.99 and ort_row.min_iou > 0.99 and ort_row.mask_diff < 0.001, parity.format_table(rows)
+    # Idle workers must not spin on the cores the superpixel stage runs on next.
+    opts = engine.session.get_session_options()
+    assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
 def test_engine_maps_to_photo_coordinates(exported) -> None:
