@@ -6,7 +6,9 @@ runs with its own compactness default, as the peer anchor in ANCHORS.md). Each t
 median (and min) of ``--repeat`` runs after one warm-up run; the native and fast-slic runs
 alternate so that a slow spell of a shared machine hits them alike.
 
-Run: ``python -m clothparse.bench.slic_bench [--threads 2] [--repeat 15] [--json OUT.json]``.
+Run: ``python -m clothparse.bench.slic_bench [--threads 2] [--repeat 15] [--json OUT.json]
+[--other-build OLD/_slic.so]``; the other build (say, an older commit's, built with
+``cmake -S . -B OLD -DCLOTHPARSE_BUILD_PYTHON=ON``) is timed in the same round-robin.
 """
 
 from __future__ import annotations
@@ -71,8 +73,35 @@ def native_name(threads: int) -> str:
     return f"native ({threads} thread{'s' if threads != 1 else ''})"
 
 
-def segmenters(threads: int) -> dict[str, Callable[[np.ndarray], object]]:
-    """Name -> function of an RGB uint8 image, for every implementation installed."""
+def load_other_build(path: str) -> Any:
+    """Another build of ``clothparse._slic`` (e.g. an older commit's ``.so``), as a module.
+
+    Raises ``clothparse.errors.DependencyError`` naming the file when it cannot be loaded.
+    """
+    import importlib.util
+
+    from clothparse.errors import DependencyError
+
+    spec = importlib.util.spec_from_file_location("_slic", path)
+    if spec is None or spec.loader is None:
+        raise DependencyError(f"{path}: not a loadable extension module")
+    try:
+        module = importlib.util.module_from_spec(spec)  # dlopen happens here
+        spec.loader.exec_module(module)
+    except ImportError as exc:
+        raise DependencyError(f"{path}: cannot load it as clothparse._slic ({exc})") from None
+    if not hasattr(module, "slic"):
+        raise DependencyError(f"{path}: has no slic() function; is it a clothparse._slic build?")
+    return module
+
+
+def segmenters(
+    threads: int, other_build: str | None = None
+) -> dict[str, Callable[[np.ndarray], object]]:
+    """Name -> function of an RGB uint8 image, for every implementation installed.
+
+    other_build: path of another ``clothparse._slic`` build, timed as "native, other build".
+    """
     from skimage.segmentation import slic as sk_slic
 
     from clothparse.parse import slic_native
@@ -92,6 +121,11 @@ def segmenters(threads: int) -> dict[str, Callable[[np.ndarray], object]]:
             out[native_name(1)] = lambda im: slic_native.slic(
                 im, N_SEGMENTS, 20.0, 2.0, num_threads=1
             )
+    if other_build is not None:
+        other = load_other_build(other_build)
+        out[f"native, other build ({threads} thread{'s' if threads != 1 else ''})"] = (
+            lambda im: other.slic(im, N_SEGMENTS, 20.0, 2.0, num_threads=threads)
+        )
     try:
         from fast_slic.avx2 import SlicAvx2
     except ImportError:
@@ -103,11 +137,15 @@ def segmenters(threads: int) -> dict[str, Callable[[np.ndarray], object]]:
 
 
 def run(
-    repeat: int, threads: int, skimage_repeat: int, sizes: tuple[tuple[int, int], ...] = SIZES
+    repeat: int,
+    threads: int,
+    skimage_repeat: int,
+    sizes: tuple[tuple[int, int], ...] = SIZES,
+    other_build: str | None = None,
 ) -> list[dict[str, Any]]:
     """One row per (size, implementation): median/min ms and the ratio to the native median."""
     rows: list[dict[str, Any]] = []
-    impls = segmenters(threads)
+    impls = segmenters(threads, other_build)
     for width, height in sizes:
         img = test_image(width, height)
         # scikit-image alone (it is ~40x slower); the fast implementations round-robin.
@@ -166,8 +204,18 @@ def main(argv: list[str] | None = None) -> None:
         "--skimage-repeat", type=int, default=5, help="timed runs per scikit-image row"
     )
     parser.add_argument("--json", help="write the rows to this JSON file")
+    parser.add_argument(
+        "--other-build",
+        metavar="SO",
+        help="another build of clothparse._slic (e.g. an older commit's .so) to time alongside",
+    )
     args = parser.parse_args(argv)
-    rows = run(args.repeat, args.threads, args.skimage_repeat)
+    from clothparse.errors import CptError
+
+    try:
+        rows = run(args.repeat, args.threads, args.skimage_repeat, other_build=args.other_build)
+    except CptError as exc:
+        parser.error(str(exc))
     print(markdown(rows))
     if args.json:
         from clothparse.io.atomic import atomic_open

@@ -78,6 +78,15 @@ def test_onnxruntime_matches_wrapper_at_batch_2(exported) -> None:
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
 
 
+def test_spin_probe_runs_on_an_export(exported) -> None:
+    from clothparse.bench import ort_spin
+
+    _, _, path, _ = exported
+    for spin in (True, False):
+        rounds = ort_spin.measure(path, spin, rounds=1, threads=1)
+        assert len(rounds) == 1 and all(ms > 0 for ms in rounds[0])
+
+
 def test_engine_maps_to_photo_coordinates(exported) -> None:
     _, wrapper, path, names = exported
     engine = OnnxEngine(path, device="cpu")

@@ -12,6 +12,8 @@ from skimage.segmentation import slic as sk_slic
 
 from clothparse.parse import slic_native
 
+needs_native = pytest.mark.skipif(not slic_native.available(), reason=slic_native.BUILD_HINT)
+
 label_maps = arrays(
     np.int32, st.tuples(st.integers(1, 12), st.integers(1, 12)), elements=st.integers(0, 4)
 )
@@ -99,6 +101,22 @@ def test_speed_bench_report_is_well_formed() -> None:
         assert r["size"] == "48x32" and r["median_ms"] > 0 and r["min_ms"] <= r["median_ms"]
     table = slic_bench.markdown(rows).splitlines()
     assert len(table) == 2 + len(rows) and all(line.count("|") == 8 for line in table)
+
+
+@needs_native
+def test_speed_bench_times_another_build_and_rejects_bad_files(tmp_path) -> None:
+    from clothparse.bench import slic_bench
+
+    from clothparse import _slic
+    from clothparse.errors import DependencyError
+
+    rows = slic_bench.run(repeat=1, threads=1, skimage_repeat=1, sizes=((48, 32),), other_build=_slic.__file__)
+    assert "native, other build (1 thread)" in {r["impl"] for r in rows}
+    for bad in (tmp_path / "missing.so", tmp_path / "junk.so"):
+        if bad.name == "junk.so":
+            bad.write_bytes(b"not an ELF file")
+        with pytest.raises(DependencyError, match=bad.name):
+            slic_bench.load_other_build(str(bad))
 
 
 def test_quality_report_is_well_formed() -> None:

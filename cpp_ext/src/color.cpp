@@ -3,7 +3,7 @@
 #include <cmath>
 #include <stdexcept>
 #include <vector>
-#if defined(__AVX512F__)
+#if defined(__AVX512F__) || defined(__AVX2__)
 #include <immintrin.h>
 #endif
 
@@ -107,6 +107,24 @@ void blur_row_horizontal(const float* padded, float* out, int width, const float
         a1 = _mm512_mul_ps(_mm512_sub_ps(_mm512_add_ps(_mm512_mul_ps(a1, scale), magic), magic), inv);
         _mm512_storeu_ps(out + x0, a0);
         _mm512_storeu_ps(out + x0 + 16, a1);
+    }
+#elif defined(__AVX2__)
+    const __m256 w0 = _mm256_set1_ps(w[0]);
+    const __m256 scale = _mm256_set1_ps(4096.0f), inv = _mm256_set1_ps(1.0f / 4096.0f);
+    const __m256 magic = _mm256_set1_ps(12582912.0f);
+    for (; x0 + 32 <= width; x0 += 32) {
+        const float* cb = c + x0;
+        __m256 a[4];
+        for (int j = 0; j < 4; ++j) a[j] = _mm256_mul_ps(w0, _mm256_loadu_ps(cb + 8 * j));
+        for (int k = 1; k <= radius; ++k) {
+            const __m256 wk = _mm256_set1_ps(w[k]);
+            for (int j = 0; j < 4; ++j)
+                a[j] = _mm256_add_ps(a[j], _mm256_mul_ps(wk, _mm256_add_ps(_mm256_loadu_ps(cb + 8 * j - k),
+                                                                           _mm256_loadu_ps(cb + 8 * j + k))));
+        }
+        for (int j = 0; j < 4; ++j)
+            _mm256_storeu_ps(out + x0 + 8 * j,
+                             _mm256_mul_ps(_mm256_sub_ps(_mm256_add_ps(_mm256_mul_ps(a[j], scale), magic), magic), inv));
     }
 #endif
     for (int x = x0; x < width; ++x) out[x] = w[0] * c[x];

@@ -71,6 +71,7 @@ struct Planes {
 struct RowScratch {
     std::vector<float> dist;
     std::vector<std::uint32_t> prefix;
+    std::vector<std::int32_t> ends;
 };
 
 // Labels row y [width] with the nearest of the candidate centres `cand` (ncand indices in

@@ -125,31 +125,22 @@ void assign_row(const Planes& im, int y, const std::int32_t* cand, int ncand,
     }
 }
 
-// Inputs are multiples of 2^-12 with |v| < 2^7 (L <= 100, |a|, |b| < 110), so v * 4096 is an
-// exact integer and sums over at most 4096 pixels fit int32: sums are exact, longer runs are
-// summed in 4096-pixel pieces. Exact sums make the centres independent of how rows are split.
-void accumulate_row(const Planes& im, int y, const std::int32_t* lab, double* acc,
-                    RowScratch& scratch) {
-    const int width = im.width;
-    const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(y) * width;
-    const float* rows[3] = {im.L + off, im.A + off, im.B + off};
+namespace {
+
+// Inclusive prefix sums of the quantized values v * 4096 of three planes of `width` pixels,
+// modulo 2^32: pre[c][i] is the sum of the first i pixels of plane c (pre[c][0] = 0), and a
+// difference of two entries is an exact run sum (see accumulate_row). pre[c] has room for
+// width + 17 entries.
+void prefix_sums(const float* const rows[3], int width, std::uint32_t* const pre[3]) {
+    for (int c = 0; c < 3; ++c) pre[c][0] = 0;
+    int x = 0;
 #if defined(__AVX512F__)
-    // Prefix sums of the quantized planes (modulo 2^32; a difference of two is a run's exact
-    // sum), then one subtraction per run, with run ends found 16 labels at a time: no per-run
-    // horizontal reductions and no branch per pixel.
-    const std::size_t stride = static_cast<std::size_t>(width) + 17;
-    scratch.prefix.resize(3 * stride);
-    std::uint32_t* pre[3];
     const __m512 s4096 = _mm512_set1_ps(4096.0f);
     const __m512i zero = _mm512_setzero_si512(), lane15 = _mm512_set1_epi32(15);
-    for (int c = 0; c < 3; ++c) {
-        pre[c] = scratch.prefix.data() + c * stride;
-        pre[c][0] = 0;
-    }
     // The three planes in one loop: the carry from vector to vector is a chain of dependent
     // instructions, and three independent chains overlap.
     __m512i carry[3] = {zero, zero, zero};
-    for (int x = 0; x < width; x += 16) {
+    for (; x < width; x += 16) {
         const __mmask16 m = width - x >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << (width - x)) - 1u);
         for (int c = 0; c < 3; ++c) {
             __m512i v = _mm512_cvttps_epi32(_mm512_mul_ps(_mm512_maskz_loadu_ps(m, rows[c] + x), s4096));
@@ -163,14 +154,67 @@ void accumulate_row(const Planes& im, int y, const std::int32_t* lab, double* ac
             carry[c] = _mm512_permutexvar_epi32(lane15, v);
         }
     }
-    auto run_sum = [](const std::uint32_t* pc, int a, int b) {
-        if (b - a <= 4096) return static_cast<double>(static_cast<std::int32_t>(pc[b] - pc[a]));
-        double t = 0.0;
-        for (int c0 = a; c0 < b; c0 += 4096)
-            t += static_cast<std::int32_t>(pc[std::min(b, c0 + 4096)] - pc[c0]);
-        return t;
-    };
+#elif defined(__AVX2__)
+    const __m256 s4096 = _mm256_set1_ps(4096.0f);
+    const __m256i zero = _mm256_setzero_si256(), lane7 = _mm256_set1_epi32(7);
+    const __m256i low_last = _mm256_setr_epi32(0, 0, 0, 0, 3, 3, 3, 3);
+    __m256i carry[3] = {zero, zero, zero};
+    for (; x + 8 <= width; x += 8) {
+        for (int c = 0; c < 3; ++c) {
+            __m256i v = _mm256_cvttps_epi32(_mm256_mul_ps(_mm256_loadu_ps(rows[c] + x), s4096));
+            // Scan inside each 128-bit half, then add the low half's total to the high half.
+            v = _mm256_add_epi32(v, _mm256_slli_si256(v, 4));
+            v = _mm256_add_epi32(v, _mm256_slli_si256(v, 8));
+            v = _mm256_add_epi32(v, _mm256_blend_epi32(zero, _mm256_permutevar8x32_epi32(v, low_last), 0xF0));
+            v = _mm256_add_epi32(v, carry[c]);
+            _mm256_storeu_si256(reinterpret_cast<__m256i*>(pre[c] + 1 + x), v);
+            carry[c] = _mm256_permutevar8x32_epi32(v, lane7);
+        }
+    }
+#endif
+    for (int c = 0; c < 3; ++c) {
+        std::uint32_t s = pre[c][x];
+        for (int i = x; i < width; ++i) {
+            s += static_cast<std::uint32_t>(static_cast<std::int32_t>(rows[c][i] * 4096.0f));
+            pre[c][i + 1] = s;
+        }
+    }
+}
+
+// Exact sum of pixels [a, b) from prefix sums; longer runs than 4096 px in pieces.
+CPT_INLINE double run_sum(const std::uint32_t* pc, int a, int b) {
+    if (b - a <= 4096) return static_cast<double>(static_cast<std::int32_t>(pc[b] - pc[a]));
+    double t = 0.0;
+    for (int c0 = a; c0 < b; c0 += 4096)
+        t += static_cast<std::int32_t>(pc[std::min(b, c0 + 4096)] - pc[c0]);
+    return t;
+}
+
+}  // namespace
+
+// Inputs are multiples of 2^-12 with |v| < 2^7 (L <= 100, |a|, |b| < 110), so v * 4096 is an
+// exact integer and sums over at most 4096 pixels fit int32: sums are exact, longer runs are
+// summed in 4096-pixel pieces. Exact sums make the centres independent of how rows are split
+// and of the SIMD width. Prefix sums give each run's sums with one subtraction, instead of a
+// horizontal reduction per run.
+void accumulate_row(const Planes& im, int y, const std::int32_t* lab, double* acc,
+                    RowScratch& scratch) {
+    const int width = im.width;
+    const std::ptrdiff_t off = static_cast<std::ptrdiff_t>(y) * width;
+    const float* const rows[3] = {im.L + off, im.A + off, im.B + off};
+    const std::size_t stride = static_cast<std::size_t>(width) + 17;
+    scratch.prefix.resize(3 * stride);
+    std::uint32_t* const pre[3] = {scratch.prefix.data(), scratch.prefix.data() + stride,
+                                   scratch.prefix.data() + 2 * stride};
+    prefix_sums(rows, width, pre);
     int start = 0;
+    auto end_run = [&](int end) {
+        add_run(acc, lab[start], y, start, end, run_sum(pre[0], start, end),
+                run_sum(pre[1], start, end), run_sum(pre[2], start, end));
+        start = end;
+    };
+#if defined(__AVX512F__)
+    // Run ends 16 labels at a time, as bits.
     for (int x = 0; x < width; x += 16) {
         const int left = width - x;  // pixels from x to the row's end
         const __mmask16 m = left >= 16 ? __mmask16(0xFFFF) : __mmask16((1u << left) - 1u);
@@ -182,28 +226,33 @@ void accumulate_row(const Planes& im, int y, const std::int32_t* lab, double* ac
         while (ends) {
             const int end = x + __builtin_ctz(ends) + 1;
             ends &= ends - 1;
-            add_run(acc, lab[start], y, start, end, run_sum(pre[0], start, end),
-                    run_sum(pre[1], start, end), run_sum(pre[2], start, end));
-            start = end;
+            end_run(end);
         }
     }
 #else
-    (void)scratch;
+    // Run ends collected branch-free (where labels change is unpredictable), then processed.
+    scratch.ends.resize(static_cast<std::size_t>(width));
+    std::int32_t* ends = scratch.ends.data();
+    int n = 0;
     int x = 0;
-    while (x < width) {
-        const std::int32_t k = lab[x];
-        const int start = x;
-        while (x < width && lab[x] == k) ++x;
-        double sums[3] = {0.0, 0.0, 0.0};
-        for (int c = 0; c < 3; ++c)
-            for (int i0 = start; i0 < x; i0 += 4096) {
-                std::int32_t s = 0;
-                for (int i = i0; i < std::min(x, i0 + 4096); ++i)
-                    s += static_cast<std::int32_t>(rows[c][i] * 4096.0f);
-                sums[c] += s;
-            }
-        add_run(acc, k, y, start, x, sums[0], sums[1], sums[2]);
+#if defined(__AVX2__)
+    // 8 labels at a time as a bit mask; the compare reads lab[x + 8], so stop one vector early.
+    for (; x + 9 <= width; x += 8) {
+        const __m256i here = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lab + x));
+        const __m256i right = _mm256_loadu_si256(reinterpret_cast<const __m256i*>(lab + x + 1));
+        unsigned bits = ~static_cast<unsigned>(_mm256_movemask_ps(_mm256_castsi256_ps(_mm256_cmpeq_epi32(here, right)))) & 0xFFu;
+        while (bits) {
+            ends[n++] = x + __builtin_ctz(bits) + 1;
+            bits &= bits - 1;
+        }
     }
+#endif
+    for (; x + 1 < width; ++x) {
+        ends[n] = x + 1;
+        n += lab[x] != lab[x + 1];
+    }
+    ends[n++] = width;
+    for (int i = 0; i < n; ++i) end_run(ends[i]);
 #endif
 }
 
