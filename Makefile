@@ -5,7 +5,7 @@ PIP ?= $(PYTHON) -m pip
 DEMO ?= demo
 STAMP := .install.stamp
 
-.PHONY: install demo test lint typecheck ctest clean
+.PHONY: install demo test lint typecheck ctest clean gpu-wheels
 
 $(STAMP): pyproject.toml
 	$(PIP) install -q -e ".[dev]"
@@ -42,3 +42,11 @@ lint: install
 
 clean:
 	rm -rf $(DEMO) build $(STAMP)
+
+# Wheels of the runtime dependencies a lent GPU machine lacks (it has no package index; see
+# bench/gpu_check.sh), for its CPython 3.12. Carry .whl/ with the run.
+GPU_WHEELS ?= pycocotools lmdb
+gpu-wheels:
+	$(PIP) download -q --no-deps --only-binary=:all: --python-version 3.12 --implementation cp \
+	  --platform manylinux_2_28_x86_64 --platform manylinux_2_17_x86_64 --platform manylinux2014_x86_64 \
+	  -d .whl $(GPU_WHEELS)

@@ -2,6 +2,10 @@
 # GPU check of clothparse: bash bench/gpu_check.sh OUTDIR [--checkpoint CKPT] [--dry-run]
 # Runs in about 8 minutes on one CUDA GPU; writes OUTDIR/gpu_check.json and gpu_check.md
 # (and OUTDIR/suite/bench.{json,md,png}). Every section has its own time budget.
+#
+# On a machine with no package index (the lent GPU machines), Python packages it lacks travel
+# as wheels in .whl/ at the repository root: `make gpu-wheels` fetches them here (pycocotools
+# and lmdb for CPython 3.12), and this script installs them into a scratch folder first.
 set -u -o pipefail
 
 if [ $# -lt 1 ]; then
@@ -20,6 +24,15 @@ mkdir -p "$OUTDIR"
 if ! "$PY" -c "import clothparse.bench, clothparse.export" >/dev/null 2>&1; then
     (cd "$ROOT" && timeout 90 "$PY" -m pip install -e . --no-deps --no-build-isolation -q) \
         >"$OUTDIR/install.log" 2>&1 || echo "[gpu_check] pip install -e . failed or timed out (see install.log); using PYTHONPATH" >&2
+fi
+if ! "$PY" -c "import pycocotools, lmdb" >/dev/null 2>&1 && compgen -G "$ROOT/.whl/*.whl" >/dev/null; then
+    SITE=${TMPDIR:-/tmp}/clothparse_site
+    if "$PY" -m pip install -q --no-index --no-deps --no-compile --no-cache-dir --upgrade \
+        --target "$SITE" "$ROOT"/.whl/*.whl >"$OUTDIR/wheels.log" 2>&1; then
+        export PYTHONPATH="$SITE${PYTHONPATH:+:$PYTHONPATH}"
+    else
+        echo "[gpu_check] installing .whl/ failed (see wheels.log)" >&2
+    fi
 fi
 export PYTHONPATH="$ROOT${PYTHONPATH:+:$PYTHONPATH}"
 nvidia-smi >"$OUTDIR/nvidia-smi.txt" 2>&1 || echo "no nvidia-smi" >"$OUTDIR/nvidia-smi.txt"
