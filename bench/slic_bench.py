@@ -49,21 +49,29 @@ def time_interleaved(
 ) -> dict[str, tuple[float, float, float]]:
     """:func:`time_call` for several functions, run round-robin (one warm-up call each).
 
-    Round-robin spreads a slow spell of a shared machine over every implementation alike, so
-    their ratios hold even when the absolute times drift between spells.
+    Round-robin (``clothparse.bench.timing.time_alternating``) spreads a slow spell of a shared
+    machine over every implementation alike, so their ratios hold even when the absolute
+    times drift between spells.
     """
-    for fn in fns.values():
-        fn()
-    wall: dict[str, list[float]] = {name: [] for name in fns}
+    from clothparse.bench.timing import time_alternating
+
     cpu: dict[str, list[float]] = {name: [] for name in fns}
-    for _ in range(repeat):
-        for name, fn in fns.items():
-            c0, t0 = time.process_time(), time.perf_counter()
+
+    def with_cpu(name: str, fn: Callable[[], object]) -> Callable[[], None]:
+        def call() -> None:
+            c0 = time.process_time()
             fn()
-            wall[name].append((time.perf_counter() - t0) * 1e3)
             cpu[name].append((time.process_time() - c0) * 1e3)
+
+        return call
+
+    wall = time_alternating({name: with_cpu(name, fn) for name, fn in fns.items()}, 1, repeat)
     return {
-        name: (float(np.median(wall[name])), float(np.min(wall[name])), float(np.median(cpu[name])))
+        name: (
+            float(np.median(wall[name])) * 1e3,
+            float(np.min(wall[name])) * 1e3,
+            float(np.median(cpu[name][1:])),  # [0] is the warm-up call
+        )
         for name in fns
     }
 
