@@ -44,7 +44,8 @@ void gaussian_blur(float* plane, int height, int width, double sigma, int num_th
 
 // Relabels 4-connected components of `labels` in raster order; a component smaller than
 // min_size joins the label of an adjacent, earlier component; a component is cut after
-// max_size pixels. Writes contiguous labels to `out` and returns how many there are.
+// max_size pixels. Writes contiguous labels to `out` and returns how many there are. Runs on
+// the OpenMP default thread count; the result does not depend on it.
 int enforce_connectivity(const std::int32_t* labels, int height, int width, long long min_size,
                          long long max_size, std::int32_t* out);
 
