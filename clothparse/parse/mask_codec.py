@@ -94,8 +94,7 @@ def crop_polygons(crops: Sequence[Crop], tolerance: float = 1.0) -> list[list[li
     All contours of all crops are simplified together (one vectorised Douglas-Peucker
     pass per recursion level instead of a Python loop per segment).
     """
-    # skimage.measure pulls in scipy.signal (~1.5 s): imported on use so `cpt` starts fast.
-    from skimage.measure import find_contours
+    from clothparse.parse.contours import binary_contours
 
     contours: list[np.ndarray] = []
     owner: list[tuple[int, int, int]] = []
@@ -103,7 +102,7 @@ def crop_polygons(crops: Sequence[Crop], tolerance: float = 1.0) -> list[list[li
         if crop.size == 0:
             continue
         # Pad by one so contours close around masks touching the border.
-        for c in find_contours(np.pad(crop, 1).astype(np.float32), 0.5):
+        for c in binary_contours(np.pad(crop, 1)):
             contours.append(c)
             owner.append((k, y0, x0))
     polys: list[list[list[float]]] = [[] for _ in crops]
