@@ -7,6 +7,9 @@ contours, same order, same start point, same direction) and ``inner_boundaries``
 
 from __future__ import annotations
 
+import subprocess
+import sys
+
 import numpy as np
 import pytest
 from hypothesis import given, settings
@@ -79,3 +82,17 @@ def test_inner_boundaries_match_skimage(dtype: type) -> None:
         if rng.random() < 0.5:  # regions rather than noise
             labels = np.kron(labels[: h // 4 + 1, : w // 4 + 1], np.ones((4, 4), dtype))[:h, :w]
         np.testing.assert_array_equal(inner_boundaries(labels), find_boundaries(labels, mode="inner"), f"seed {seed}")
+
+
+def test_kernels_load_from_the_cache_in_a_new_process() -> None:
+    # A kernel Numba cannot cache (a closure over another dispatcher, say) recompiles in every
+    # process: ~2 s on the first photo of each `cpt parse`. The second process must hit.
+    code = (
+        "import numpy as np; from clothparse.parse.contours import binary_contours; "
+        "from clothparse.parse import contours_kernel as k; "
+        "binary_contours(np.pad(np.ones((3, 3), bool), 1)); "
+        "print(sum(k.contours.stats.cache_hits.values()), sum(k.contours.stats.cache_misses.values()))"
+    )
+    runs = [subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True) for _ in range(2)]
+    hits, misses = (int(v) for v in runs[1].stdout.split())
+    assert hits >= 1 and misses == 0, [r.stdout for r in runs]
