@@ -31,12 +31,12 @@ def binary_contours(mask: np.ndarray) -> list[np.ndarray]:
     Returns float64 [K, 2] (row, col) arrays; a closed contour repeats its first point at the
     end. Contours of a mask touching its border stay open (pad the mask to close them).
     """
-    m = np.ascontiguousarray(np.asarray(mask).astype(np.uint8, copy=False))
+    m = np.ascontiguousarray(np.asarray(mask) != 0)
     if m.ndim != 2:
         raise ValueError(f"expected a 2-D mask, got shape {m.shape}")
     if m.shape[0] < 2 or m.shape[1] < 2:
         return []
-    points, offsets = _kernel()(m != 0)
+    points, offsets = _kernel()(m)
     return [points[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
 
 
