@@ -1,14 +1,13 @@
-"""Export speed benchmark: ONNX Runtime CPU (fp32 and int8 QDQ) vs PyTorch eager.
+"""Export speed benchmark: ONNX Runtime CPU (fp32, fp16 mixed precision, int8 Q/DQ) vs
+the torch engine, every engine on the same H x W canvas.
 
     python -m clothparse.bench.export_bench [--height 800 --width 1024 --runs 5 --threads 2]
+        [--models resnet50,resnet101 | --models path/to/checkpoint]
 
-For ResNet-50-FPN and ResNet-101-FPN Mask R-CNN (random init, last BN of each bottleneck
-scaled down so proposals exist; score threshold 0.05 so the top-100 is full, as in the
-stock figures): export the static-shape wrapper, quantise it, and time in the same
-process, batch 1, median of ``--runs`` after one warm-up: torchvision eager
-``model([image])`` (stock inference, masks pasted), the eager wrapper, ORT fp32, ORT
-int8. The int8 accuracy change is measured against fp32 detections (class + IoU > 0.5)
-on synthetic images. A trained model in runs/small_synth is used too when present.
+Random-init models come from ``clothparse.bench.models.random_model`` (BN tamed, score
+threshold 0 so the top-K is full); exports from the one exporter. Each engine is timed in
+the same process, batch 1, ``engine.infer([photo])``, median of ``--runs`` after one
+warm-up. fp16 and int8 are matched against fp32 at the score floor (engine-level parity).
 """
 
 from __future__ import annotations
@@ -34,65 +33,29 @@ def _median_time(fn: Callable[[], object], runs: int) -> float:
     return statistics.median(times)
 
 
-def _random_model(backbone: str) -> tuple[Any, list[str]]:
-    from torchvision.models.resnet import Bottleneck
-
-    from clothparse.config import ModelConfig
-    from clothparse.model.builder import build_model
-
-    torch.manual_seed(0)
-    cfg = ModelConfig(backbone=backbone, score_thresh=0.05)
-    model = build_model(cfg).eval()
-    with torch.no_grad():
-        for m in model.backbone.body.modules():
-            if isinstance(m, Bottleneck):
-                m.bn3.weight.mul_(0.2)  # random-init activations otherwise explode (ANCHORS.md)
-    return model, list(cfg.class_names)
-
-
-def bench_model(name: str, model: Any, names: list[str], height: int, width: int, runs: int, threads: int, work: Path) -> dict[str, float | str]:
-    import onnxruntime as ort
+def bench_model(name: str, tm: Any, height: int, width: int, runs: int, threads: int, work: Path) -> dict[str, float | str]:
+    """Time one model: torch engine, ORT fp32 / fp16 / int8 exports, all on one H x W canvas."""
+    from clothparse.bench.inputs import load_images
+    from clothparse.bench.models import export_model
     from clothparse.export import parity
-    from clothparse.export.onnx_export import export_onnx
-    from clothparse.export.preprocess import prepare_batch
-    from clothparse.export.quantize import quantize_int8
-    from clothparse.export.wrapper import ExportWrapper
 
-    wrapper = ExportWrapper(model, height, width, top_k=100)
-    fp32 = work / f"{name}.onnx"
-    export_onnx(wrapper, fp32, batch=1)
-    calib = parity.sample_images(height, width, n=8, seed=1, with_photo=False)
-    int8 = quantize_int8(fp32, work / f"{name}.int8.onnx", calib, 1, height, width)
-    opts = ort.SessionOptions()
-    opts.intra_op_num_threads = threads
-    opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
-    s32 = ort.InferenceSession(str(fp32), opts, providers=["CPUExecutionProvider"])
-    s8 = ort.InferenceSession(str(int8), opts, providers=["CPUExecutionProvider"])
-    photo = parity.sample_images(height, width, n=1, seed=2, with_photo=False)[0]
-    arr, _ = prepare_batch([photo], height, width)
-    tensor = torch.from_numpy(arr[0]).float() / 255.0
-    model.transform.min_size, model.transform.max_size = (height,), width  # no resize: same pixels for all
+    from clothparse.engines.onnx_engine import OnnxEngine
+    from clothparse.engines.torch_engine import TorchEngine, model_canvas
 
-    def eager() -> object:
-        with torch.inference_mode():
-            return model([tensor])
-
-    def eager_wrapper() -> object:
-        with torch.inference_mode():
-            return wrapper(torch.from_numpy(arr))
-
-    t_eager = _median_time(eager, runs)
-    t_wrap = _median_time(eager_wrapper, runs)
-    t32 = _median_time(lambda: s32.run(None, {"images": arr}), runs)
-    t8 = _median_time(lambda: s8.run(None, {"images": arr}), runs)
-    evals = parity.batched(parity.sample_images(height, width, n=4, seed=3, with_photo=False), 1, height, width)
-    ref = [d for a in evals for d in parity.runner_detections(lambda x: s32.run(None, {"images": x}), a, names)]
-    q = [d for a in evals for d in parity.runner_detections(lambda x: s8.run(None, {"images": x}), a, names)]
-    acc = parity.compare("int8 vs fp32", ref, q, min_iou=0.5)
-    return {
-        "model": name, "eager_s": t_eager, "eager_wrapper_s": t_wrap, "ort_fp32_s": t32, "ort_int8_s": t8,
-        "int8_match@0.5": acc.match_rate, "int8_max_score_diff": acc.max_score_diff, "dets_fp32": acc.n_ref,
-    }
+    photos = [im.rgb for im in load_images(None, height, width, 8)[0]]
+    torch_eng = TorchEngine(tm.model, tm.class_names, "cpu", canvas=model_canvas(tm.model, height, width))
+    row: dict[str, float | str] = {"model": name, "eager_s": _median_time(lambda: torch_eng.infer(photos[:1]), runs)}
+    engines = {}
+    for prec in ("fp32", "fp16", "int8"):
+        path = export_model(tm, work, height, width, 1, "onnx", prec, photos)
+        engines[prec] = OnnxEngine(path, device="cpu", threads=threads)
+        eng = engines[prec]
+        row[f"ort_{prec}_s"] = _median_time(lambda: eng.infer(photos[:1]), runs)  # noqa: B023 (called at once)
+    floor = engines["fp32"].sidecar.score_floor
+    for prec in ("fp16", "int8"):
+        acc = parity.engine_parity(f"{prec} vs fp32", engines["fp32"], engines[prec], photos, floor, parity.REDUCED[prec])
+        row[f"{prec}_match"], row[f"{prec}_max_score_diff"], row["dets_fp32"] = acc.match_rate, acc.max_score_diff, acc.n_ref
+    return row
 
 
 def main() -> None:
@@ -101,21 +64,24 @@ def main() -> None:
     ap.add_argument("--width", type=int, default=1024)
     ap.add_argument("--runs", type=int, default=5)
     ap.add_argument("--threads", type=int, default=2)
-    ap.add_argument("--models", default="resnet50,resnet101")
+    ap.add_argument("--models", default="resnet50,resnet101", help="backbones (random init) or checkpoint paths")
     args = ap.parse_args()
+    from clothparse.bench.models import load_torch_model, random_model
+
     torch.set_num_threads(args.threads)
     rows = []
     with tempfile.TemporaryDirectory() as tmp:
-        for backbone in args.models.split(","):
-            model, names = _random_model(backbone)
-            rows.append(bench_model(backbone, model, names, args.height, args.width, args.runs, args.threads, Path(tmp)))
+        for spec in args.models.split(","):
+            tm = load_torch_model(Path(spec)) if Path(spec).exists() else random_model(spec)
+            rows.append(bench_model(spec, tm, args.height, args.width, args.runs, args.threads, Path(tmp)))
             r = rows[-1]
+            e = float(r["eager_s"])
             print(
-                f"{r['model']:<10} {args.height}x{args.width} b1 threads={args.threads}: eager {r['eager_s']:.3f} s | "
-                f"eager wrapper {r['eager_wrapper_s']:.3f} s | ORT fp32 {r['ort_fp32_s']:.3f} s "
-                f"({float(r['ort_fp32_s']) / float(r['eager_s']):.2f}x eager) | ORT int8 {r['ort_int8_s']:.3f} s "
-                f"({float(r['ort_int8_s']) / float(r['eager_s']):.2f}x) | int8 vs fp32: {float(r['int8_match@0.5']):.1%} of "
-                f"{r['dets_fp32']} dets matched at IoU>0.5, max score diff {float(r['int8_max_score_diff']):.3f}",
+                f"{r['model']:<10} {args.height}x{args.width} b1 threads={args.threads}: torch {e:.3f} s | "
+                + " | ".join(f"ORT {p} {float(r[f'ort_{p}_s']):.3f} s ({float(r[f'ort_{p}_s']) / e:.2f}x)" for p in ("fp32", "fp16", "int8"))
+                + " | vs fp32 at the floor: "
+                + ", ".join(f"{p} {float(r[f'{p}_match']):.1%} matched, max score diff {float(r[f'{p}_max_score_diff']):.3f}" for p in ("fp16", "int8"))
+                + f" ({r['dets_fp32']} fp32 dets)",
                 flush=True,
             )
 

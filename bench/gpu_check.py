@@ -103,10 +103,10 @@ def section_model(backbone: str, checkpoint: str | None, dry: bool, repeat: int 
     from clothparse.bench.inputs import load_images
     from clothparse.bench.models import load_torch_model, random_model
     from clothparse.bench.timing import cuda_event_times, time_fn
-    from clothparse.export.preprocess import prepare_batch
     from clothparse.export.wrapper import ExportWrapper
 
-    from clothparse.engines.torch_engine import TorchEngine
+    from clothparse.contract.canvas import prepare_batch
+    from clothparse.engines.torch_engine import TorchEngine, model_canvas
 
     cuda = _cuda() and not dry
     dev = torch.device("cuda" if cuda else "cpu")
@@ -119,8 +119,8 @@ def section_model(backbone: str, checkpoint: str | None, dry: bool, repeat: int 
     img = load_images(None, h, w, 1)[0][0].rgb
     timer = cuda_event_times if cuda else time_fn
     out: dict[str, Any] = {"model": tm.source, "size": f"{h}x{w}", "device": str(dev), "timer": "cuda events" if cuda else "perf_counter"}
-    eng = TorchEngine(model, tm.class_names, dev)
-    eng.model.transform.min_size, eng.model.transform.max_size = (min(h, w),), max(h, w)
+    canvas = model_canvas(model, h, w)
+    eng = TorchEngine(model, tm.class_names, dev, canvas=canvas)
     _guard(out, "eager_fp32", lambda: _stats(timer(lambda: eng.infer([img]), warm, repeat), detections=len(eng.infer([img])[0])))
 
     def eager16() -> dict[str, Any]:
@@ -129,41 +129,43 @@ def section_model(backbone: str, checkpoint: str | None, dry: bool, repeat: int 
 
     _guard(out, "eager_fp16", eager16 if cuda else lambda: {"status": NO_CUDA})
     wrapper = ExportWrapper(model, h, w).to(dev).eval()
-    x = torch.from_numpy(prepare_batch([img], h, w, 1)[0]).to(dev)
+    arr, sizes, _ = prepare_batch([img], canvas, 1)
+    x, s = torch.from_numpy(arr).to(dev), torch.from_numpy(sizes).to(dev)
 
     def wrapped() -> dict[str, Any]:
         with torch.no_grad():
-            return _stats(timer(lambda: wrapper(x), warm, repeat), detections=int(wrapper(x)[4][0]))
+            return _stats(timer(lambda: wrapper(x, s), warm, repeat), detections=int(wrapper(x, s)[4][0]))
 
     _guard(out, "wrapper_eager_fp32", wrapped)
     for prec in ("fp32", "fp16"):
-        _guard(out, f"wrapper_cuda_graph_{prec}", (lambda p=prec: _graph(wrapper, x, p, repeat)) if cuda else lambda: {"status": NO_CUDA})
+        _guard(out, f"wrapper_cuda_graph_{prec}", (lambda p=prec: _graph(wrapper, (x, s), p, repeat)) if cuda else lambda: {"status": NO_CUDA})
     return out
 
 
-def _graph(wrapper: Any, x: Any, prec: str, repeat: int) -> dict[str, Any]:
-    """Capture the wrapper as a CUDA graph (autocast fp16 inside for fp16); replay timing and parity with eager."""
+def _graph(wrapper: Any, inputs: tuple[Any, Any], prec: str, repeat: int) -> dict[str, Any]:
+    """Capture the wrapper (inputs: images, image_sizes) as a CUDA graph (autocast fp16 inside
+    for fp16); replay timing and parity with eager."""
     import contextlib
 
     import torch
     from clothparse.bench.timing import cuda_event_times
 
     ctx = (lambda: torch.autocast("cuda", dtype=torch.float16)) if prec == "fp16" else contextlib.nullcontext
-    static_in = x.clone()
+    static_in = tuple(t.clone() for t in inputs)
     side = torch.cuda.Stream()
     side.wait_stream(torch.cuda.current_stream())
     with torch.cuda.stream(side), torch.no_grad(), ctx():
         for _ in range(3):
-            wrapper(static_in)
+            wrapper(*static_in)
     torch.cuda.current_stream().wait_stream(side)
     graph = torch.cuda.CUDAGraph()
     t0 = time.perf_counter()
     with torch.no_grad(), torch.cuda.graph(graph), ctx():
-        outs = wrapper(static_in)
+        outs = wrapper(*static_in)
     capture_s = time.perf_counter() - t0
     times = cuda_event_times(graph.replay, 3, repeat)
     with torch.no_grad(), ctx():
-        ref = wrapper(static_in)
+        ref = wrapper(*static_in)
     graph.replay()
     torch.cuda.synchronize()
     same_n = bool(torch.equal(ref[4], outs[4]))
@@ -178,20 +180,23 @@ def section_compile(backbone: str, checkpoint: str | None, dry: bool) -> dict[st
     from clothparse.bench.inputs import load_images
     from clothparse.bench.models import load_torch_model, random_model
     from clothparse.bench.timing import cuda_event_times
-    from clothparse.export.preprocess import prepare_batch
     from clothparse.export.wrapper import ExportWrapper
+
+    from clothparse.contract.canvas import prepare_batch
+    from clothparse.engines.torch_engine import model_canvas
 
     h, w = 800, 1024
     tm = load_torch_model(Path(checkpoint)) if checkpoint else random_model(backbone)
     wrapper = ExportWrapper(tm.model.cuda().eval(), h, w).cuda().eval()
-    x = torch.from_numpy(prepare_batch([load_images(None, h, w, 1)[0][0].rgb], h, w, 1)[0]).cuda()
+    arr, sizes, _ = prepare_batch([load_images(None, h, w, 1)[0][0].rgb], model_canvas(tm.model, h, w), 1)
+    x, s = torch.from_numpy(arr).cuda(), torch.from_numpy(sizes).cuda()
     compiled = torch.compile(wrapper)
     with torch.no_grad():
         t0 = time.perf_counter()
-        compiled(x)
+        compiled(x, s)
         torch.cuda.synchronize()
         compile_s = time.perf_counter() - t0
-        times = cuda_event_times(lambda: compiled(x), 2, 10)
+        times = cuda_event_times(lambda: compiled(x, s), 2, 10)
     return _stats(times, model=tm.source, size=f"{h}x{w}", first_call_s=round(compile_s, 2))
 
 

@@ -112,54 +112,38 @@ def trt_available() -> str | None:
 
 
 def export_model(tm: TorchModel, out_dir: Path, height: int, width: int, batch: int, runtime: str, precision: str, calib: list[Any] | None = None) -> Path:
-    """Export ``tm`` at a fixed (batch, height, width) into ``out_dir`` with ``clothparse.export``.
+    """Export ``tm`` on an H x W canvas at a fixed batch into ``out_dir`` with the one
+    exporter (``clothparse.export.exporter``), reusing files made earlier for the same model.
 
-    runtime "onnx" (precision fp32 or int8: ORT QDQ calibrated on ``calib``) or "trt"
-    (fp32/fp16/int8 engine built from the ONNX file). Returns the model path; the sidecar
-    is written next to it. Raises the exporter's errors unchanged.
+    runtime "onnx" (precision fp32, fp16 mixed precision, or int8 Q/DQ calibrated on
+    ``calib``) or "trt" (an engine built from the ONNX file of that precision). Returns the
+    model path; the sidecar is next to it. Raises the exporter's errors unchanged.
     """
-    from clothparse.export import onnx_export, sidecar
-    from clothparse.export.wrapper import ExportWrapper
+    from clothparse.export.exporter import ExportSpec, derive_precision, export_onnx_model
+
+    from clothparse.contract import sidecar
 
     if height % 32 or width % 32:
         raise ConfigError(f"exports need sizes that are multiples of 32, got {height}x{width}")
     out_dir.mkdir(parents=True, exist_ok=True)
-    stem = f"model_{height}x{width}_b{batch}"
-    wrapper = ExportWrapper(tm.model, height, width)
+    # The cache key names the model too: a file exported from another model is never reused.
+    ident = sidecar.sha256_file(tm.checkpoint)[:12] if tm.checkpoint else tm.source.replace(" ", "-")
+    stem = f"{ident}_{height}x{width}_b{batch}"
     onnx_path = out_dir / f"{stem}.onnx"
     if not onnx_path.exists() or not sidecar.sidecar_path(onnx_path).exists():
-        onnx_export.export_onnx(wrapper, onnx_path, batch=batch)
-        _write_meta(onnx_path, tm, wrapper, batch, "onnx", "fp32")
-    if runtime == "onnx" and precision == "fp32":
-        return onnx_path
-    if runtime == "onnx" and precision == "int8":
-        from clothparse.export.quantize import quantize_int8
-
-        if not calib:
-            raise ConfigError("int8 needs calibration images")
-        q_path = quantize_int8(onnx_path, out_dir / f"{stem}.int8.onnx", calib, batch, height, width)
-        _write_meta(q_path, tm, wrapper, batch, "onnx", "int8")
-        return q_path
+        export_onnx_model(tm.model, tm.class_names, onnx_path, ExportSpec(height=height, width=width, batch=batch),
+                          source=tm.checkpoint)
+    path = onnx_path
+    if precision != "fp32":
+        path = out_dir / f"{stem}.{precision}.onnx"
+        if not path.exists() or not sidecar.sidecar_path(path).exists():
+            derive_precision(onnx_path, precision, path, calib or [])
+    if runtime == "onnx":
+        return path
     if runtime == "trt":
-        from clothparse.export.trt_builder import EngineBuilder, Precision
+        from clothparse.export.trt_builder import build_engine
 
-        prec = Precision(precision)
-        engine_path = out_dir / f"{stem}.{prec.value}.engine"
-        EngineBuilder(onnx_path).build(engine_path, prec, calib or [], out_dir / f"{stem}.calib.cache", out_dir / "timing.cache")
-        _write_meta(engine_path, tm, wrapper, batch, "trt", prec.value)
+        engine_path = path.with_suffix(".engine")
+        build_engine(path, engine_path, timing_cache=out_dir / "timing.cache")
         return engine_path
     raise ConfigError(f"no {precision} export for {runtime}")
-
-
-def _write_meta(path: Path, tm: TorchModel, wrapper: Any, batch: int, runtime: str, precision: str) -> None:
-    from clothparse.export import onnx_export, sidecar
-
-    sc = sidecar.Sidecar(
-        class_names=list(tm.class_names), height=wrapper.height, width=wrapper.width, batch=batch,
-        top_k=wrapper.top_k, opset=onnx_export.DEFAULT_OPSET, precision=precision, runtime=runtime,
-        model_sha256=sidecar.sha256_file(path), score_thresh=wrapper.score_thresh,
-        image_mean=wrapper.mean.flatten().tolist(), image_std=wrapper.std.flatten().tolist(),
-        source_checkpoint=str(tm.checkpoint or tm.source),
-        source_sha256=sidecar.sha256_file(tm.checkpoint) if tm.checkpoint else "",
-    )
-    sidecar.write_sidecar(path, sc)

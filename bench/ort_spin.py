@@ -29,21 +29,24 @@ def measure(path: Path, spin: bool, rounds: int, threads: int) -> list[tuple[flo
     so.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
     so.add_session_config_entry("session.intra_op.allow_spinning", "1" if spin else "0")
     sess = ort.InferenceSession(str(path), so, providers=["CPUExecutionProvider"])
-    inp = sess.get_inputs()[0]
-    _, _, height, width = inp.shape
-    x = np.random.default_rng(0).integers(0, 255, inp.shape, dtype=np.uint8)
+    inp, sizes_in = sess.get_inputs()
+    b, _, height, width = inp.shape
+    feed = {
+        inp.name: np.random.default_rng(0).integers(0, 255, inp.shape, dtype=np.uint8),
+        sizes_in.name: np.array([[height, width]] * int(b), np.int32),
+    }
     photo = test_image(int(width), int(height))
     backend = get_backend("auto")
 
     def superpixels() -> None:
         backend.segment(photo, n_segments=900, compactness=20.0, sigma=2.0)
 
-    sess.run(None, {inp.name: x})
+    sess.run(None, feed)
     superpixels()
     out = []
     for _ in range(rounds):
         t0 = time.perf_counter()
-        sess.run(None, {inp.name: x})
+        sess.run(None, feed)
         t1 = time.perf_counter()
         superpixels()
         t2 = time.perf_counter()

@@ -146,17 +146,15 @@ class Suite:
         body_backbone = "small" if cfg.backbone == "small" else "resnet50"
         self.body, note = body_model(cfg.body_model, body_backbone)
         self.notes.append(note + "; the body model runs in PyTorch in every row")
-        self.notes.append("torch rows: the model's resize is set to the cell size, so the network sees H x W")
+        self.notes.append("every row runs on an H x W canvas with the model's resize rule (clothparse.contract.canvas)")
         self.notes.append("preprocess is measured alone; clothing_model includes it")
 
     # -- engines -------------------------------------------------------------------
     def _torch_engine(self, tm: TorchModel, h: int, w: int, batch: int) -> Any:
-        from clothparse.engines.torch_engine import TorchEngine
+        from clothparse.engines.torch_engine import TorchEngine, model_canvas
 
-        eng = TorchEngine(tm.model, tm.class_names, self.device, batch_size=batch)
-        eng.model.transform.min_size = (min(h, w),)
-        eng.model.transform.max_size = max(h, w)
-        return eng
+        # The same H x W canvas as the exported rows (clothparse.contract.canvas).
+        return TorchEngine(tm.model, tm.class_names, self.device, batch_size=batch, canvas=model_canvas(tm.model, h, w))
 
     def clothing_engine(self, cell: _Cell, calib: list[Any]) -> Any:
         """The clothing engine of ``cell``; raises ``_Skip`` with the reason when it cannot run."""
@@ -173,8 +171,6 @@ class Suite:
             reason = trt_available()
             if reason:
                 raise _Skip(reason)
-        if e == "onnx" and p == "fp16":
-            raise _Skip("onnx fp16 is not exported (ONNX Runtime CPU has no fp16 kernels); use trt fp16")
         path = self.export_path
         if path is not None:
             from clothparse.engines.loader import engine_kind
@@ -192,20 +188,12 @@ class Suite:
         return open_engine(path, kind=e, device="cpu" if self.device.type == "cpu" else "auto")
 
     def _preprocess(self, engine: Any) -> Callable[[list[Any]], Any]:
+        """The engine's preprocessing alone: the one canvas contract for every engine."""
+        from clothparse.contract.canvas import prepare_batch
+
         sc = getattr(engine, "sidecar", None)
-        if sc is not None:
-            from clothparse.export.preprocess import prepare_batch
-
-            return lambda imgs: prepare_batch(imgs, sc.height, sc.width, sc.batch)
-        import torch
-
-        from clothparse.engines.torch_engine import image_to_tensor
-
-        def torch_pre(imgs: list[Any]) -> Any:
-            with torch.inference_mode():
-                return engine.model.transform([image_to_tensor(im, engine.device) for im in imgs])
-
-        return torch_pre
+        canvas, batch = (sc.canvas, sc.batch) if sc is not None else (engine.canvas, None)
+        return lambda imgs: prepare_batch(imgs, canvas, batch)
 
     def _autocast(self, cell: _Cell) -> contextlib.AbstractContextManager[Any]:
         if cell.engine == "torch" and cell.precision == "fp16":

@@ -17,8 +17,9 @@ from pathlib import Path
 
 import onnx
 import torch
-from clothparse.export.wrapper import INPUT_NAME, OUTPUT_NAMES, ExportWrapper
+from clothparse.export.wrapper import ExportWrapper
 
+from clothparse.contract.sidecar import INPUT_NAMES, OUTPUT_NAMES
 from clothparse.errors import ModelError
 from clothparse.io.atomic import write_bytes
 
@@ -38,9 +39,11 @@ class OnnxExportResult:
 
 
 def trace_to_onnx(wrapper: ExportWrapper, batch: int, opset: int = DEFAULT_OPSET) -> onnx.ModelProto:
-    """Trace ``wrapper`` at uint8 [batch, 3, H, W] and return the ONNX model (not yet checked)."""
+    """Trace ``wrapper`` at uint8 [batch, 3, H, W] + int32 [batch, 2] and return the ONNX
+    model (not yet checked)."""
     wrapper = wrapper.eval()
     dummy = torch.zeros(batch, 3, wrapper.height, wrapper.width, dtype=torch.uint8)
+    sizes = torch.tensor([[wrapper.height, wrapper.width]] * batch, dtype=torch.int32)
     buf = io.BytesIO()
     with warnings.catch_warnings():
         # Tracer warnings are about Python ints taken from static shapes: intended here.
@@ -49,11 +52,11 @@ def trace_to_onnx(wrapper: ExportWrapper, batch: int, opset: int = DEFAULT_OPSET
         warnings.simplefilter("ignore", DeprecationWarning)
         torch.onnx.export(
             wrapper,
-            (dummy,),
+            (dummy, sizes),
             buf,  # type: ignore[arg-type]  # file-like objects are accepted at runtime
             dynamo=False,
             opset_version=opset,
-            input_names=[INPUT_NAME],
+            input_names=list(INPUT_NAMES),
             output_names=list(OUTPUT_NAMES),
             do_constant_folding=True,
         )

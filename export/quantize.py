@@ -1,8 +1,11 @@
-"""Static INT8 quantisation (QDQ) of an exported ONNX model for ONNX Runtime on CPUs.
+"""Static INT8 quantisation of an exported ONNX model as explicit Q/DQ nodes.
 
-Calibration images go through the same letterboxing as inference. Only Conv and Gemm
-(the backbone, FPN, heads) are quantised: the matrix NMS uses MatMul on 0/1 masks and
-the box arithmetic must stay in float, so neither is touched.
+One file for ONNX Runtime and TensorRT: TensorRT 11 reads int8 precision only from Q/DQ
+nodes, and only symmetric ones (zero point 0, int8), so activations and weights are both
+signed int8 with zero points of 0, weights per output channel. Calibration photos go
+through the same canvas contract as inference (``clothparse.contract.canvas``). Only
+Conv and Gemm (backbone, FPN, heads) are quantised: the matrix NMS uses MatMul on 0/1
+masks and the box arithmetic must stay in float, so neither is touched.
 """
 
 from __future__ import annotations
@@ -14,8 +17,9 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-from clothparse.export.preprocess import prepare_batch
 
+from clothparse.contract.canvas import prepare_batch
+from clothparse.contract.sidecar import Sidecar
 from clothparse.errors import DependencyError
 
 
@@ -27,8 +31,8 @@ def _reader_class() -> Any:
     return CalibrationDataReader
 
 
-def make_reader(images: Sequence[np.ndarray], input_name: str, batch: int, height: int, width: int) -> Any:
-    """A CalibrationDataReader yielding {input_name: uint8 [batch, 3, H, W]} letterboxed batches."""
+def make_reader(images: Sequence[np.ndarray], sc: Sidecar) -> Any:
+    """A CalibrationDataReader yielding {images: uint8 [B, 3, H, W], image_sizes: int32 [B, 2]}."""
     base = _reader_class()
 
     class _Reader(base):  # type: ignore[misc, valid-type]
@@ -36,9 +40,9 @@ def make_reader(images: Sequence[np.ndarray], input_name: str, batch: int, heigh
             self._it: Iterator[dict[str, np.ndarray]] = self._batches()
 
         def _batches(self) -> Iterator[dict[str, np.ndarray]]:
-            for start in range(0, len(images), batch):
-                arr, _ = prepare_batch(list(images[start : start + batch]), height, width, batch=batch)
-                yield {input_name: arr}
+            for start in range(0, len(images), sc.batch):
+                arr, sizes, _ = prepare_batch(list(images[start : start + sc.batch]), sc.canvas, batch=sc.batch)
+                yield {sc.inputs[0]: arr, sc.inputs[1]: sizes}
 
         def get_next(self) -> dict[str, np.ndarray] | None:
             return next(self._it, None)
@@ -53,15 +57,12 @@ def quantize_int8(
     fp32_path: str | Path,
     out_path: str | Path,
     calib_images: Sequence[np.ndarray],
-    batch: int,
-    height: int,
-    width: int,
-    input_name: str = "images",
+    sc: Sidecar,
 ) -> Path:
-    """Write a QDQ int8 copy of ``fp32_path`` to ``out_path`` (atomically).
+    """Write a Q/DQ int8 copy of ``fp32_path`` (whose sidecar is ``sc``) to ``out_path`` (atomically).
 
-    Activations uint8 (asymmetric), weights int8 per channel: the combination ONNX
-    Runtime's x86 kernels run fastest. MinMax calibration over ``calib_images``.
+    Symmetric int8 activations and per-channel int8 weights (see the module docstring);
+    MinMax calibration over ``calib_images`` (RGB uint8 photos of any size).
     """
     from onnxruntime.quantization import CalibrationMethod, QuantFormat, QuantType, quantize_static
 
@@ -75,13 +76,14 @@ def quantize_int8(
         quantize_static(
             str(fp32_path),
             tmp,
-            make_reader(calib_images, input_name, batch, height, width),
+            make_reader(calib_images, sc),
             quant_format=QuantFormat.QDQ,
             op_types_to_quantize=["Conv", "Gemm"],
             per_channel=True,
-            activation_type=QuantType.QUInt8,
+            activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
         )
         os.replace(tmp, out)
     finally:

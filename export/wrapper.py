@@ -6,16 +6,17 @@ data-dependent control flow (per-image loops, ``torch.where`` index lists, NMS w
 variable output length, mask pasting). Every tensor in the traced graph therefore
 has a shape fixed by (batch, height, width, top_k): no Loop, If, NonZero or Scan.
 
-Input:  uint8 ``[B, 3, H, W]`` RGB images at the export size (letterboxed by
-        ``clothparse.export.preprocess``); normalisation happens inside the graph.
+Inputs: ``images`` uint8 ``[B, 3, H, W]`` RGB canvases and ``image_sizes`` int32
+        ``[B, 2]`` (rows, cols of the photo inside each canvas), both made by
+        ``clothparse.contract.canvas.prepare_batch``; normalisation happens inside the graph.
 Output: boxes float32 ``[B, K, 4]`` (x1, y1, x2, y2, input pixels), scores float32
         ``[B, K]`` in [0, 1], classes int32 ``[B, K]`` (1-based labels, 0 = padding),
         masks float32 ``[B, K, M, M]`` mask-head probabilities (not pasted),
         num_detections int32 ``[B]``. Rows past ``num_detections`` have score 0,
         zero boxes, class 0 and zero masks.
 
-Torchvision's own inference and this wrapper give the same detections (see
-``clothparse.export.parity``) as long as the matrix NMS converges within
+Torchvision's own stages on the same canvas (``clothparse.engines.torch_engine``) and
+this wrapper give the same detections (see ``clothparse.export.parity``) as long as the matrix NMS converges within
 ``nms_iters`` iterations and the final top-K lies within the ``det_candidates``
 highest-scoring (proposal, class) pairs; both hold with wide margins in practice.
 """
@@ -32,8 +33,9 @@ from torch import Tensor, nn
 from torchvision.models.detection.image_list import ImageList
 from torchvision.ops import roi_align
 
-OUTPUT_NAMES: tuple[str, ...] = ("boxes", "scores", "classes", "masks", "num_detections")
-INPUT_NAME = "images"
+#: torchvision's default ``box_score_thresh``: the graph keeps detections above this, and
+#: run-time thresholds (``--score-thresh``) filter the rest (``clothparse.engines.raw``).
+DEFAULT_SCORE_FLOOR = 0.05
 
 
 def take_rows(x: Tensor, idx: Tensor) -> Tensor:
@@ -165,7 +167,9 @@ class ExportWrapper(nn.Module):
     top_k: detections per image in the outputs (K).
     keep_labels: 1-based labels allowed in the output (e.g. ``[1]`` = COCO person for the
         body model); None keeps all classes.
-    score_thresh: overrides ``roi_heads.score_thresh`` when given.
+    score_floor: detections scoring at or below this are dropped in the graph (torchvision's
+        strict ``score > thresh``); default: ``DEFAULT_SCORE_FLOOR`` or the model's own
+        threshold if that is lower. Run-time thresholds filter above it.
     nms_iters: iterations of the matrix NMS (see ``matrix_nms_keep``).
     det_candidates: how many top-scoring (proposal, class) pairs enter the final NMS.
     """
@@ -185,7 +189,7 @@ class ExportWrapper(nn.Module):
         width: int,
         top_k: int = 100,
         keep_labels: Sequence[int] | None = None,
-        score_thresh: float | None = None,
+        score_floor: float | None = None,
         nms_iters: int = 24,
         det_candidates: int = 1000,
     ) -> None:
@@ -199,7 +203,12 @@ class ExportWrapper(nn.Module):
         if getattr(self.roi_heads, "mask_head", None) is None:
             raise ValueError("the model has no mask head (need a Mask R-CNN)")
         rh = self.roi_heads
-        self.score_thresh = float(rh.score_thresh if score_thresh is None else score_thresh)
+        #: The model's own threshold: the default run-time threshold of an export.
+        self.model_score_thresh = float(rh.score_thresh)
+        floor = min(DEFAULT_SCORE_FLOOR, self.model_score_thresh) if score_floor is None else float(score_floor)
+        if not 0.0 <= floor <= 1.0:
+            raise ValueError(f"score_floor must be in [0, 1], got {floor}")
+        self.score_floor = floor
         self.det_nms_thresh = float(rh.nms_thresh)
         self.det_min_size = 1e-2  # torchvision's postprocess_detections constant
         self.pre_nms_top_n = int(self.rpn._pre_nms_top_n["testing"])
@@ -227,19 +236,22 @@ class ExportWrapper(nn.Module):
         self.box_pool = _MultiScaleRoIAlign(self.roi_heads.box_roi_pool, shapes, (self.height, self.width))
         self.mask_pool = _MultiScaleRoIAlign(self.roi_heads.mask_roi_pool, shapes, (self.height, self.width))
 
-    def _clip(self, boxes: Tensor) -> Tensor:
+    @staticmethod
+    def _clip(boxes: Tensor, rows: Tensor, cols: Tensor) -> Tensor:
+        """Clip xyxy boxes [B, ...,  4] to each image's own photo region (torchvision's
+        ``clip_boxes_to_image`` with ``image_sizes``); rows, cols float32 [B, 1, ...]."""
         x1, y1, x2, y2 = boxes.unbind(-1)
-        return torch.stack(
-            [x1.clamp(0, self.width), y1.clamp(0, self.height), x2.clamp(0, self.width), y2.clamp(0, self.height)],
-            dim=-1,
-        )
+        zero = torch.zeros_like(x1)
+        x1, x2 = torch.minimum(torch.maximum(x1, zero), cols), torch.minimum(torch.maximum(x2, zero), cols)
+        y1, y2 = torch.minimum(torch.maximum(y1, zero), rows), torch.minimum(torch.maximum(y2, zero), rows)
+        return torch.stack([x1, y1, x2, y2], dim=-1)
 
     @staticmethod
     def _big_enough(boxes: Tensor, min_size: float) -> Tensor:
         return ((boxes[..., 2] - boxes[..., 0]) >= min_size) & ((boxes[..., 3] - boxes[..., 1]) >= min_size)
 
-    def _proposals(self, features: list[Tensor]) -> tuple[Tensor, Tensor]:
-        """RPN -> proposals float32 [B, P, 4] and their validity bool [B, P]."""
+    def _proposals(self, features: list[Tensor], rows: Tensor, cols: Tensor) -> tuple[Tensor, Tensor]:
+        """RPN -> proposals float32 [B, P, 4] and their validity bool [B, P]; rows, cols float32 [B, 1]."""
         objectness, deltas = self.rpn.head(features)
         scores_all, boxes_all = [], []
         start = 0
@@ -254,7 +266,7 @@ class ExportWrapper(nn.Module):
             sel_anchors = self.anchors[start : start + n_anchors][idx]
             start += n_anchors
             boxes = self.rpn.box_coder.decode_single(sel_deltas.reshape(-1, 4), sel_anchors.reshape(-1, 4))
-            boxes = self._clip(boxes.reshape(b, k, 4))
+            boxes = self._clip(boxes.reshape(b, k, 4), rows, cols)
             prob = torch.sigmoid(top_logits)
             # torchvision drops small/low boxes from a list; a validity mask keeps shapes fixed.
             valid = self._big_enough(boxes, self.rpn.min_size) & (prob >= self.rpn.score_thresh)
@@ -269,11 +281,13 @@ class ExportWrapper(nn.Module):
         proposals = take_rows(boxes, idx)
         return proposals, top_scores > -0.5
 
-    def forward(self, images: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
-        """uint8 [B, 3, H, W] RGB -> (boxes, scores, classes, masks, num_detections); see module doc."""
+    def forward(self, images: Tensor, image_sizes: Tensor) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
+        """uint8 [B, 3, H, W] RGB + int32 [B, 2] -> (boxes, scores, classes, masks, num_detections)."""
         x = (images.to(torch.float32) / 255.0 - self.mean) / self.std
+        sizes = image_sizes.to(torch.float32)
+        rows, cols = sizes[:, 0:1], sizes[:, 1:2]  # [B, 1]: broadcast over proposals
         feats = self.backbone(x)
-        proposals, prop_valid = self._proposals(list(feats.values()))
+        proposals, prop_valid = self._proposals(list(feats.values()), rows, cols)
         b, p = int(proposals.shape[0]), int(proposals.shape[1])
 
         canvas = self.box_pool.canvas(feats)
@@ -281,11 +295,11 @@ class ExportWrapper(nn.Module):
         class_logits, box_regression = self.roi_heads.box_predictor(self.roi_heads.box_head(pooled))
         n_cls = int(class_logits.shape[-1])
         boxes = self.roi_heads.box_coder.decode_single(box_regression, proposals.reshape(-1, 4))
-        boxes = self._clip(boxes.reshape(b, p, n_cls, 4))[:, :, self.labels]  # [B, P, L, 4]
+        boxes = self._clip(boxes.reshape(b, p, n_cls, 4), rows[:, :, None], cols[:, :, None])[:, :, self.labels]
         scores = F.softmax(class_logits, -1).reshape(b, p, n_cls)[:, :, self.labels]  # [B, P, L]
         n_lab = int(self.labels.shape[0])
         labels = self.labels.view(1, 1, -1).expand(b, p, n_lab)
-        valid = (scores > self.score_thresh) & prop_valid[:, :, None] & self._big_enough(boxes, self.det_min_size)
+        valid = (scores > self.score_floor) & prop_valid[:, :, None] & self._big_enough(boxes, self.det_min_size)
         # Thresholding removes entries in torchvision; here they score -1 and sort last.
         flat_scores = torch.where(valid, scores, torch.full_like(scores, -1.0)).reshape(b, -1)
         m = min(self.det_candidates, int(flat_scores.shape[1]))

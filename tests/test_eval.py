@@ -14,9 +14,11 @@ from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
 
 from clothparse.cli.app import app
+from clothparse.engines.base import Detections
+from clothparse.engines.torch_engine import TorchEngine
 from clothparse.errors import ConfigError, DataError
 from clothparse.evaluate.coco_eval import coco_evaluate, gt_from_dict, gt_mask, load_gt, sanitize_gt
-from clothparse.evaluate.predict import Prediction, label_mapping, predict, prediction_to_coco
+from clothparse.evaluate.predict import detections_to_coco, label_mapping, predict_coco
 from clothparse.evaluate.seed_metrics import (
     merged_mask_metrics,
     merged_prediction_mask,
@@ -225,32 +227,19 @@ def test_seed_evaluate_thresholds_and_union() -> None:
 # ---------------------------------------------------------------- prediction
 
 
-def test_prediction_to_coco_roundtrip_and_mapping() -> None:
-    masks = np.stack(
-        [rect(10, 10, 20, 20) * 0.8, rect(0, 0, 5, 5) * 0.4, rect(1, 1, 3, 3) * 0.9]
-    ).astype(np.float32)
-    pred = Prediction(
-        np.array([[10, 10, 30, 30], [0, 0, 5, 5], [1, 1, 4, 4]], np.float32),
-        np.array([0.9, 0.8, 0.7], np.float32),
-        np.array([2, 1, 3], np.int64),
-        masks,
-    )
-    out = prediction_to_coco(7, pred, {1: 5, 2: 6})  # label 3 has no category -> dropped
+def test_detections_to_coco_pastes_like_torchvision_and_maps_labels() -> None:
+    from torchvision.models.detection.roi_heads import paste_masks_in_image
+
+    rng = np.random.default_rng(0)
+    boxes = np.array([[10, 10, 30, 30], [-5, 40, 20, 70], [1, 1, 4, 4]], np.float32)
+    det = Detections(boxes, [0.9, 0.8, 0.7], [2, 1, 3], rng.uniform(0, 1, (3, 28, 28)), ("bag", "belt", "x"))
+    out = detections_to_coco(7, det, (H, W), {1: 5, 2: 6})  # label 3 has no category -> dropped
     assert [r["category_id"] for r in out] == [6, 5]
-    assert out[0]["bbox"] == [10.0, 10.0, 20.0, 20.0]
-    decoded = mask_utils.decode(
-        {
-            "size": out[0]["segmentation"]["size"],
-            "counts": out[0]["segmentation"]["counts"].encode(),
-        }
-    )
-    assert np.array_equal(decoded, rect(10, 10, 20, 20))
-    assert (
-        mask_utils.decode(
-            {**out[1]["segmentation"], "counts": out[1]["segmentation"]["counts"].encode()}
-        ).sum()
-        == 0
-    )
+    assert out[0]["bbox"] == [10.0, 10.0, 20.0, 20.0] and out[0]["image_id"] == 7
+    ref = paste_masks_in_image(torch.from_numpy(det.masks[:2, None]), torch.from_numpy(boxes[:2]), (H, W))
+    for r, m in zip(out, ref[:, 0].numpy(), strict=True):
+        decoded = mask_utils.decode({**r["segmentation"], "counts": r["segmentation"]["counts"].encode()})
+        assert np.array_equal(decoded, (m >= 0.5).astype(np.uint8))
 
     gt = gt_from_dict(coco_dict(GT_ANNS))
     assert label_mapping(["belt", "bag"], gt) == {1: 2, 2: 1}
@@ -269,23 +258,20 @@ def _tiny_model() -> torch.nn.Module:
     return build_model(cfg, init="none")
 
 
-def test_predict_batches_in_order_and_overrides_threshold() -> None:
-    model = _tiny_model()
-    rng = np.random.default_rng(0)
-    images = [
-        rng.integers(0, 255, (48, 40, 3), dtype=np.uint8),
-        rng.integers(0, 255, (32, 56, 3), dtype=np.uint8),
-    ] * 2
-    preds = list(predict(model, images, batch_size=3, score_thresh=0.0))
-    assert len(preds) == 4
-    for im, p in zip(images, preds, strict=True):
-        assert p.masks.shape[1:] == im.shape[:2] and p.masks.dtype == np.float32
-        assert p.boxes.shape == (len(p.scores), 4) and p.labels.dtype == np.int64
-    # Same image in another batch position -> same detections (batching does not reorder).
-    np.testing.assert_allclose(preds[0].scores, preds[2].scores, rtol=1e-4, atol=1e-5)
-    assert model.roi_heads.score_thresh == pytest.approx(0.05)  # restored after the run
-    high = next(predict(model, images[:1], score_thresh=1.0))
-    assert len(high.scores) == 0 or high.scores.min() >= 1.0
+def test_predict_coco_is_the_engine_answer_in_order(tmp_path: Path) -> None:
+    data = make_dataset(tmp_path / "ds")
+    gt = load_gt(data / "test.json")
+    engine = TorchEngine(_tiny_model(), ("bag", "belt"), "cpu", score_thresh=0.0, batch_size=1)
+    run = predict_coco(engine, gt, data / "images", [2, 1, 2], {1: 1, 2: 2}, batch_size=2)
+    assert run.image_ids == [2, 1, 2] and not run.failed
+    by_image: dict[int, list[dict[str, Any]]] = {}
+    for r in run.results:
+        by_image.setdefault(r["image_id"], []).append(r)
+    for image_id in (1, 2):
+        photo = np.asarray(Image.open(data / "images" / f"im{image_id}.png").convert("RGB"))
+        expected = detections_to_coco(image_id, engine.infer([photo])[0], (H, W), {1: 1, 2: 2})
+        got = by_image[image_id][: len(expected)]
+        assert expected and [r["bbox"] for r in got] == [r["bbox"] for r in expected]
 
 
 # ---------------------------------------------------------------- CLI
@@ -337,7 +323,7 @@ def test_cli_results_mode(tmp_path: Path) -> None:
         ),
         (
             ["--model", "MISSING.safetensors", "--data", "DATA"],
-            "MISSING.safetensors: checkpoint not found",
+            "MISSING.safetensors: no such model file or folder",
         ),
         (["--results", "BAD", "--data", "DATA"], "category_id 5"),
         (["--data", "DATA"], "exactly one of --model"),
@@ -400,6 +386,20 @@ def test_cli_model_end_to_end(tmp_path: Path) -> None:
     assert (
         rep2["segm"] == rep["segm"] and rep2["bbox"] == rep["bbox"] and rep2["seed"] == rep["seed"]
     )
+
+    # The same model exported to ONNX scores the same through `cpt eval --model model.onnx`.
+    from clothparse.export.exporter import ExportSpec, export_onnx_model
+
+    from clothparse.model.checkpoint import load_checkpoint
+
+    loaded = load_checkpoint(ckpt.parent)
+    export_onnx_model(loaded.model, loaded.class_names, tmp_path / "m.onnx", ExportSpec(score_floor=0.0))
+    onnx_rep = tmp_path / "onnx.json"
+    r = run_cli("--model", tmp_path / "m.onnx", "--data", data, "--score-thresh", "0.0", "--out", onnx_rep, "-q")
+    assert r.exit_code == 2, r.output  # im2.png is still missing
+    rep3 = json.loads(onnx_rep.read_text())
+    assert rep3["engine"] == "onnx" and rep3["precision"] == "fp32" and rep3["n_detections"] == rep["n_detections"]
+    assert rep3["segm"]["AP"] == pytest.approx(rep["segm"]["AP"], abs=1e-6)
 
     wrong = _save_tiny_checkpoint(tmp_path / "run2" / "best", ["bag", "shoe"])
     r = run_cli("--model", wrong, "--data", data, "--device", "cpu", "-q")

@@ -1,53 +1,51 @@
-"""ONNX export: checker + TensorRT-readiness checks, ONNX Runtime parity at batch 2,
-engine I/O and error handling, and the TensorRT pieces (skipped without tensorrt)."""
+"""ONNX export through the one exporter: checker + TensorRT-readiness checks, the sidecar,
+ONNX Runtime against the torch engine at batch 2 on photos of several sizes, run-time
+thresholds and the score floor, engine I/O and error handling."""
 
 from __future__ import annotations
 
-import importlib.util
 import shutil
+from dataclasses import replace
 
 import numpy as np
 import onnx
 import pytest
 import torch
-from clothparse.export import graph_checks, parity, sidecar
-from clothparse.export.onnx_export import export_onnx
-from clothparse.export.preprocess import boxes_to_photo, prepare_batch
-from clothparse.export.wrapper import ExportWrapper
+from clothparse.export import graph_checks, parity
+from clothparse.export.exporter import ExportSpec, export_onnx_model
 from onnx import TensorProto, helper
 
 from clothparse.config import ModelConfig
-from clothparse.engines.onnx_engine import OnnxEngine, choose_providers
-from clothparse.errors import DependencyError, ModelError
+from clothparse.contract import sidecar
+from clothparse.engines.onnx_engine import OnnxEngine
+from clothparse.engines.torch_engine import TorchEngine
+from clothparse.errors import ConfigError, ModelError
 from clothparse.model.builder import build_model
 
-H, W, B, K = 128, 160, 2, 50
-HAVE_TRT = importlib.util.find_spec("tensorrt") is not None
+B = 2
 
 
 @pytest.fixture(scope="module")
 def exported(tmp_path_factory):
     torch.manual_seed(0)
-    cfg = ModelConfig.small()
+    cfg = ModelConfig.small(min_size=128, max_size=160, detections_per_img=30, score_thresh=0.3)
     model = build_model(cfg).eval()
-    wrapper = ExportWrapper(model, H, W, top_k=K)
     path = tmp_path_factory.mktemp("onnx") / "model.onnx"
-    export_onnx(wrapper, path, batch=B)
-    sc = sidecar.Sidecar(
-        class_names=list(cfg.class_names), height=H, width=W, batch=B, top_k=K, opset=17, precision="fp32",
-        runtime="onnx", model_sha256=sidecar.sha256_file(path), score_thresh=wrapper.score_thresh,
-        image_mean=list(cfg.image_mean), image_std=list(cfg.image_std),
-    )
-    sidecar.write_sidecar(path, sc)
-    return model, wrapper, path, tuple(cfg.class_names)
+    ex = export_onnx_model(model, cfg.class_names, path, ExportSpec(batch=B))
+    return model, ex, path, tuple(cfg.class_names)
 
 
-def test_graph_is_tensorrt_ready(exported) -> None:
-    _, _, path, _ = exported
+def test_graph_is_tensorrt_ready_and_sidecar_says_the_contract(exported) -> None:
+    _, _ex, path, names = exported
     report = graph_checks.check_graph(onnx.load(str(path)))
     assert report.ok, report.summary()
     assert not set(report.op_counts) & {"Loop", "If", "NonZero", "Scan"}
     assert "RoiAlign" in report.op_counts and "TopK" in report.op_counts
+    sc = sidecar.load_sidecar(path)
+    # The canvas defaults to what the checkpoint was trained for: max_size 160, square.
+    assert (sc.height, sc.width, sc.min_size, sc.max_size) == (160, 160, 128, 160)
+    assert sc.score_thresh == 0.3 and sc.score_floor == 0.05 and sc.top_k == 30
+    assert sc.inputs == ["images", "image_sizes"] and sc.class_names == list(names)
 
 
 def test_graph_checks_catch_problems() -> None:
@@ -65,17 +63,31 @@ def test_graph_checks_catch_problems() -> None:
     assert "x" in report.dynamic and "y" in report.dynamic
 
 
-def test_onnxruntime_matches_wrapper_at_batch_2(exported) -> None:
-    model, wrapper, path, names = exported
-    engine = OnnxEngine(path, device="cpu", threads=2)
-    images = parity.sample_images(H, W, n=3)  # three synthetic scenes + grace_hopper.jpg
-    rows = parity.parity_rows("onnxruntime", model, wrapper, engine.run_raw, parity.batched(images, B, H, W), names, K)
-    ort_row = rows[1]
-    assert ort_row.n_ref > 0
-    assert ort_row.match_rate >= 0.99 and ort_row.min_iou > 0.99 and ort_row.mask_diff < 0.001, parity.format_table(rows)
+def test_onnxruntime_matches_torch_engine_at_batch_2(exported) -> None:
+    model, ex, path, names = exported
+    sc = ex.sidecar
+    engine = OnnxEngine(path, device="cpu", threads=2, score_thresh=sc.score_floor)
+    reference = TorchEngine(model, names, "cpu", score_thresh=sc.score_floor, canvas=sc.canvas)
+    photos = parity.parity_photos(128)  # portrait, landscape, square; synthetic and real
+    assert len({p.shape[:2] for p in photos}) >= 5 and all(p.shape[:2] != (160, 160) for p in photos)
+    row = parity.engine_parity("onnxruntime vs torch", reference, engine, photos, sc.score_floor)
+    assert row.ok and row.match_rate == 1.0, parity.format_table([row])
     # Idle workers must not spin on the cores the superpixel stage runs on next.
     opts = engine.session.get_session_options()
     assert opts.get_session_config_entry("session.intra_op.allow_spinning") == "0"
+
+
+def test_run_time_threshold_and_floor(exported) -> None:
+    _, _ex, path, _ = exported
+    photos = parity.synthetic_photos(128, n=1)
+    low = OnnxEngine(path, device="cpu", score_thresh=0.05).infer(photos)
+    default = OnnxEngine(path, device="cpu").infer(photos)  # the sidecar's 0.3
+    assert sum(map(len, low)) > sum(map(len, default))
+    for lo, hi in zip(low, default, strict=True):
+        np.testing.assert_array_equal(lo.filter_score(0.3).boxes, hi.boxes)
+    with pytest.raises(ConfigError, match=r"below this export's score floor 0\.05") as err:
+        OnnxEngine(path, device="cpu", score_thresh=0.01)
+    assert "\n" not in str(err.value) and "--score-floor" in str(err.value)
 
 
 def test_spin_probe_runs_on_an_export(exported) -> None:
@@ -87,22 +99,20 @@ def test_spin_probe_runs_on_an_export(exported) -> None:
         assert len(rounds) == 1 and all(ms > 0 for ms in rounds[0])
 
 
-def test_engine_maps_to_photo_coordinates(exported) -> None:
-    _, wrapper, path, names = exported
-    engine = OnnxEngine(path, device="cpu")
+def test_engine_io_specs_and_padded_batch(exported) -> None:
+    _, _ex, path, names = exported
+    engine = OnnxEngine(path, device="cpu", score_thresh=0.05)
     assert engine.class_names == names
-    assert engine.input_specs[0].shape == (B, 3, H, W)
+    assert [(s.name, s.shape, s.dtype) for s in engine.input_specs] == [
+        ("images", (B, 3, 160, 160), "uint8"), ("image_sizes", (B, 2), "int32")]
     assert [s.name for s in engine.output_specs] == ["boxes", "scores", "classes", "masks", "num_detections"]
-    photo = parity.sample_images(2 * H, 2 * W, n=1, with_photo=False)[0]  # scale 0.5 into the canvas
-    dets = engine.infer([photo, photo, photo])  # 3 photos: one full batch + one padded batch
-    assert len(dets) == 3 and len(dets[0]) > 0
-    arr, lbs = prepare_batch([photo], H, W, batch=B)
-    assert lbs[0].scale_x < 0.6  # the photo really was shrunk into the canvas
-    with torch.inference_mode():
-        ref_boxes = wrapper(torch.from_numpy(arr))[0][0].numpy()
-    expected = boxes_to_photo(ref_boxes[: len(dets[0])], lbs[0])
-    np.testing.assert_allclose(dets[0].boxes, expected, rtol=1e-3, atol=0.05)
-    assert dets[0].masks.shape[1:] == (28, 28)
+    photos = parity.synthetic_photos(128, n=1)
+    dets = engine.infer(photos)  # 3 photos: one full batch + one padded batch
+    alone = [engine.infer([p])[0] for p in photos]
+    assert len(dets) == 3 and all(len(d) > 0 for d in dets)
+    for d, a in zip(dets, alone, strict=True):
+        np.testing.assert_allclose(d.boxes, a.boxes, atol=1e-3)
+        assert d.masks.shape[1:] == (28, 28)
 
 
 def test_corrupt_model_and_mismatching_sidecar(exported, tmp_path) -> None:
@@ -118,50 +128,16 @@ def test_corrupt_model_and_mismatching_sidecar(exported, tmp_path) -> None:
     assert "\n" not in str(err.value)
     bad.write_bytes(b"not an onnx file")
     sc = sidecar.load_sidecar(path)
-    sc.model_sha256 = sidecar.sha256_file(bad)
-    sidecar.write_sidecar(bad, sc)
+    sidecar.write_sidecar(bad, replace(sc, model_sha256=sidecar.sha256_file(bad)))
     with pytest.raises(ModelError, match="onnxruntime cannot load"):
         OnnxEngine(bad, device="cpu")
     shutil.copy(path, bad)
-    sc = sidecar.load_sidecar(path)
-    sc.height, sc.model_sha256 = 2 * H, sidecar.sha256_file(bad)
-    sidecar.write_sidecar(bad, sc)
+    sidecar.write_sidecar(bad, replace(sc, height=2 * sc.height, model_sha256=sidecar.sha256_file(bad)))
     with pytest.raises(ModelError, match="do not match the sidecar"):
         OnnxEngine(bad, device="cpu")
     sidecar.sidecar_path(bad).unlink()
     with pytest.raises(ModelError, match="missing sidecar"):
         OnnxEngine(bad, device="cpu")
-
-
-def test_provider_choice() -> None:
-    avail = ["CPUExecutionProvider", "CUDAExecutionProvider", "TensorrtExecutionProvider"]
-    assert choose_providers(avail) == ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    assert choose_providers(avail, "cpu") == ["CPUExecutionProvider"]
-    with pytest.raises(DependencyError):
-        choose_providers(["CPUExecutionProvider"], "cuda")
-
-
-@pytest.mark.skipif(HAVE_TRT, reason="tensorrt is installed; the missing-dependency path cannot be shown")
-def test_tensorrt_missing_says_what_to_install(exported) -> None:
-    from clothparse.export.trt_builder import EngineBuilder
-
-    with pytest.raises(DependencyError, match=r"pip install 'clothparse\[trt\]'"):
-        EngineBuilder(exported[2])
-
-
-@pytest.mark.gpu
-@pytest.mark.skipif(not HAVE_TRT, reason="tensorrt is not installed (pip install 'clothparse[trt]'; needs an NVIDIA GPU)")
-def test_tensorrt_engine_matches_wrapper(exported, tmp_path) -> None:
-    from clothparse.export.trt_builder import EngineBuilder, Precision
-
-    from clothparse.engines.trt_engine import TrtEngine
-
-    model, wrapper, path, names = exported
-    engine_path = EngineBuilder(path).build(tmp_path / "m.engine", Precision.FP32, timing_cache=tmp_path / "t.cache")
-    sc = sidecar.load_sidecar(path)
-    sc.runtime, sc.model_sha256 = "trt", sidecar.sha256_file(engine_path)
-    sidecar.write_sidecar(engine_path, sc)
-    engine = TrtEngine(engine_path)
-    rows = parity.parity_rows("trt", model, wrapper, engine.run_raw,
-                              parity.batched(parity.sample_images(H, W), B, H, W), names, K, False)
-    assert rows[0].ok, parity.format_table(rows)
+    sidecar.write_sidecar(bad, replace(sc, version=1))
+    with pytest.raises(ModelError, match="sidecar version 1"):
+        OnnxEngine(bad, device="cpu")

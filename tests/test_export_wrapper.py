@@ -1,5 +1,6 @@
-"""The static-shape wrapper: matrix NMS vs torchvision's NMS, wrapper vs torchvision's own
-inference, letterbox geometry, zero detections, batch > 1."""
+"""The static-shape wrapper: matrix NMS vs torchvision's NMS, wrapper vs torchvision's
+stages on the same canvas (the torch engine), clipping to each photo's region, zero
+detections, kept labels, batch > 1."""
 
 from __future__ import annotations
 
@@ -7,13 +8,15 @@ import numpy as np
 import pytest
 import torch
 from clothparse.export import parity
-from clothparse.export.preprocess import boxes_to_photo, letterbox, prepare_batch
 from clothparse.export.wrapper import ExportWrapper, matrix_nms_keep
 from hypothesis import given, settings
 from hypothesis import strategies as st
 from torchvision.ops import batched_nms
 
 from clothparse.config import ModelConfig
+from clothparse.contract.canvas import prepare_batch
+from clothparse.engines.raw import outputs_to_detections
+from clothparse.engines.torch_engine import TorchEngine, model_canvas
 from clothparse.model.builder import build_model
 
 H, W = 128, 160
@@ -47,24 +50,36 @@ def test_matrix_nms_equals_torchvision(seed: int, n: int, thresh: float) -> None
     assert torch.equal(keep, expected)
 
 
+def _run(wrapper: ExportWrapper, images: np.ndarray, sizes: np.ndarray) -> list[torch.Tensor]:
+    with torch.inference_mode():
+        return list(wrapper(torch.from_numpy(images), torch.from_numpy(sizes)))
+
+
 @pytest.mark.parametrize("batch", [1, 2])
-def test_wrapper_matches_torchvision(small_model, batch: int) -> None:
+def test_wrapper_matches_torch_engine(small_model, batch: int) -> None:
     model, names = small_model
-    wrapper = ExportWrapper(model, H, W, top_k=50)
-    images = parity.sample_images(H, W, n=2)  # two synthetic scenes + grace_hopper.jpg
-    assert len(images) == 3, "matplotlib's grace_hopper.jpg should be part of the samples"
-    rows = parity.parity_rows("-", model, wrapper, None, parity.batched(images, batch, H, W), names, 50)
-    row = rows[0]
-    assert row.n_ref > 0, "the test model must produce detections"
-    assert row.n_ref == row.n_test and row.matched == row.n_ref, parity.format_table(rows)
-    assert row.max_box_dev < 1e-3 and row.mask_diff == 0.0
+    canvas = model_canvas(model, H, W)
+    engine = TorchEngine(model, names, "cpu", score_thresh=0.05, canvas=canvas)
+    wrapper = ExportWrapper(model, H, W, top_k=int(model.roi_heads.detections_per_img), score_floor=0.05)
+    # Photos of other sizes and aspect ratios: most do not fill the canvas, so boxes must be
+    # clipped to each photo's own region (image_sizes), as torchvision does.
+    photos = [*parity.synthetic_photos(96, n=1), parity.skimage_photos()[2]]
+    for start in range(0, len(photos), batch):
+        images, sizes, _ = prepare_batch(photos[start : start + batch], canvas, batch=batch)
+        refs = engine.run_canvas(images, sizes)
+        outs = outputs_to_detections([t.numpy() for t in _run(wrapper, images, sizes)], None, names, 0.05)
+        exact = parity.Tolerance(min_iou=0.999, max_score_diff=1e-4, max_mask_diff=0.0, min_match_rate=1.0, min_compared=1)
+        row = parity.compare("wrapper vs torch", refs, outs[: len(refs)], 0.05, exact)
+        assert row.ok and row.n_ref == row.n_test, parity.format_table([row])
+        for det, (rows, cols) in zip(outs, sizes, strict=False):
+            assert (det.boxes[:, 2] <= cols).all() and (det.boxes[:, 3] <= rows).all()
 
 
 def test_zero_detections_and_padding(small_model) -> None:
     model, _ = small_model
-    wrapper = ExportWrapper(model, H, W, top_k=10, score_thresh=1.0)
-    with torch.inference_mode():
-        boxes, scores, classes, masks, num = wrapper(torch.zeros(2, 3, H, W, dtype=torch.uint8))
+    wrapper = ExportWrapper(model, H, W, top_k=10, score_floor=1.0)
+    sizes = np.array([[H, W], [H // 2, W]], np.int32)
+    boxes, scores, classes, masks, num = _run(wrapper, np.zeros((2, 3, H, W), np.uint8), sizes)
     assert boxes.shape == (2, 10, 4) and masks.shape == (2, 10, 28, 28)
     assert num.tolist() == [0, 0]
     assert float(scores.abs().sum() + boxes.abs().sum() + masks.abs().sum()) == 0.0
@@ -73,23 +88,8 @@ def test_zero_detections_and_padding(small_model) -> None:
 
 def test_keep_labels_only(small_model) -> None:
     model, _ = small_model
-    wrapper = ExportWrapper(model, H, W, top_k=50, keep_labels=[3])
-    arr, _ = prepare_batch(parity.sample_images(H, W, n=1, with_photo=False), H, W)
-    with torch.inference_mode():
-        _, _, classes, _, num = wrapper(torch.from_numpy(arr))
+    wrapper = ExportWrapper(model, H, W, top_k=50, keep_labels=[3], score_floor=0.0)
+    images, sizes, _ = prepare_batch(parity.synthetic_photos(96, n=1)[:1], model_canvas(model, H, W))
+    _, _, classes, _, num = _run(wrapper, images, sizes)
     n = int(num[0])
     assert n > 0 and set(classes[0, :n].tolist()) == {3}
-
-
-@settings(max_examples=30, deadline=None)
-@given(st.integers(20, 400), st.integers(20, 400), st.integers(0, 2**31 - 1))
-def test_letterbox_maps_boxes_back(h: int, w: int, seed: int) -> None:
-    rng = np.random.default_rng(seed)
-    img = rng.integers(0, 255, (h, w, 3), dtype=np.uint8)
-    canvas, lb = letterbox(img, 64, 96)
-    assert canvas.shape == (64, 96, 3)
-    # A box around the whole photo lands on the resized region and maps back to the photo.
-    new_w, new_h = round(w * lb.scale_x), round(h * lb.scale_y)
-    assert new_w <= 96 and new_h <= 64 and (new_w == 96 or new_h == 64 or (h, w) == (64, 96))
-    back = boxes_to_photo(np.array([[0, 0, new_w, new_h]], np.float32), lb)
-    np.testing.assert_allclose(back[0], [0, 0, w, h], rtol=1e-5)

@@ -1,4 +1,6 @@
-"""TorchEngine: the staged forward equals torchvision's own forward, masks left unpasted."""
+"""TorchEngine: on a photo that needs no resize or padding its staged forward equals
+torchvision's own forward (masks left unpasted); the canvas contract, run-time thresholds,
+pooler scales fixed from the canvas."""
 
 from __future__ import annotations
 
@@ -8,9 +10,11 @@ import torch
 from helpers_parse import save_tiny
 from torchvision.models.detection.roi_heads import paste_masks_in_image
 
+from clothparse.contract.canvas import CanvasSpec
+from clothparse.device import resolve_device
 from clothparse.engines.base import Detections, Engine
 from clothparse.engines.loader import engine_kind, open_engine
-from clothparse.engines.torch_engine import TorchEngine, image_to_tensor, resolve_device
+from clothparse.engines.torch_engine import TorchEngine
 from clothparse.errors import ConfigError, DependencyError, ModelError
 from clothparse.taxonomy import MODANET_CLASSES
 
@@ -20,20 +24,28 @@ def ckpt(tmp_path_factory: pytest.TempPathFactory):
     return save_tiny(tmp_path_factory.mktemp("ckpt") / "tiny")
 
 
-def _images(seed: int) -> list[np.ndarray]:
+#: The tiny model's resize rule is 128/160: a 128 x 160 photo is neither resized nor
+#: padded by torchvision, and fills this canvas exactly, so both see the same pixels.
+EXACT = CanvasSpec(128, 160, 128, 160)
+
+
+def _images(seed: int, shape: tuple[int, int] = (128, 160)) -> list[np.ndarray]:
     rng = np.random.default_rng(seed)
-    shapes = [(int(rng.integers(96, 180)), int(rng.integers(96, 180))) for _ in range(2)]
-    return [rng.integers(0, 256, (h, w, 3), dtype=np.uint8) for h, w in shapes]
+    return [rng.integers(0, 256, (*shape, 3), dtype=np.uint8) for _ in range(2)]
+
+
+def _to_tensor(image: np.ndarray, device: torch.device) -> torch.Tensor:
+    return torch.from_numpy(image).to(device).permute(2, 0, 1).float() / 255.0
 
 
 def _reference(model: torch.nn.Module, images: list[np.ndarray]) -> list[dict[str, torch.Tensor]]:
     with torch.inference_mode():
-        return model([image_to_tensor(im, torch.device("cpu")) for im in images])  # type: ignore[no-any-return]
+        return model([_to_tensor(im, torch.device("cpu")) for im in images])  # type: ignore[no-any-return]
 
 
 @pytest.mark.parametrize("batch_size", [1, 2])
 def test_matches_torchvision_forward(ckpt, batch_size: int) -> None:
-    eng = TorchEngine.from_checkpoint(ckpt, device="cpu", batch_size=batch_size)
+    eng = TorchEngine.from_checkpoint(ckpt, device="cpu", batch_size=batch_size, canvas=EXACT)
     images = _images(seed=batch_size)
     dets = eng.infer(images)
     # torchvision pads a batch to one size, so compare against the same batching.
@@ -59,23 +71,35 @@ def test_matches_torchvision_forward(ckpt, batch_size: int) -> None:
         assert det.class_names == tuple(MODANET_CLASSES)
 
 
-def test_engine_protocol_and_specs(ckpt) -> None:
+def test_engine_protocol_specs_and_canvas(ckpt) -> None:
     eng = TorchEngine.from_checkpoint(ckpt, device="cpu")
     assert isinstance(eng, Engine)
     assert [s.name for s in eng.output_specs] == ["boxes", "scores", "classes", "masks"]
     assert eng.output_specs[3].shape == (None, 28, 28)
-    assert eng.input_specs[0].dtype == "uint8"
+    # Default canvas: the checkpoint's max_size (160), square; both inputs of the export.
+    assert eng.canvas == CanvasSpec(160, 160, 128, 160)
+    assert [(s.name, s.dtype) for s in eng.input_specs] == [("images", "uint8"), ("image_sizes", "int32")]
+    # Pooler scales come from the canvas, not from whichever photo came first.
+    eng.infer([np.zeros((40, 160, 3), np.uint8)])  # a wide photo: 40 of 160 rows
+    assert eng.model.roi_heads.box_roi_pool.scales == [0.25, 0.125, 0.0625, 0.03125]
 
 
-def test_score_thresh_override_filters(ckpt) -> None:
+def test_photos_of_any_shape_map_back(ckpt) -> None:
     eng = TorchEngine.from_checkpoint(ckpt, device="cpu", score_thresh=0.0)
-    scores = eng.infer(_images(5)[:1])[0].scores
-    thresh = float(np.median(scores))
-    high = TorchEngine.from_checkpoint(ckpt, device="cpu", score_thresh=thresh).infer(
-        _images(5)[:1]
-    )[0]
-    assert len(high) > 0 and np.all(high.scores >= thresh)
-    assert len(high) <= len(scores)
+    for shape in [(300, 120), (90, 400), (160, 160)]:
+        det = eng.infer(_images(3, shape)[:1])[0]
+        assert len(det) > 0
+        assert det.boxes[:, [0, 2]].max() <= shape[1] + 1e-3 and det.boxes[:, [1, 3]].max() <= shape[0] + 1e-3
+
+
+def test_run_time_threshold_keeps_the_same_items(ckpt) -> None:
+    low = TorchEngine.from_checkpoint(ckpt, device="cpu", score_thresh=0.0).infer(_images(5)[:1])[0]
+    thresh = float(np.sort(low.scores)[len(low) // 2])  # an exact score: >= keeps it, as every engine does
+    high = TorchEngine.from_checkpoint(ckpt, device="cpu", score_thresh=thresh).infer(_images(5)[:1])[0]
+    ref = low.filter_score(thresh)
+    assert len(high) > 0 and np.all(high.scores >= thresh) and thresh in high.scores
+    np.testing.assert_array_equal(high.boxes, ref.boxes)
+    np.testing.assert_array_equal(high.classes, ref.classes)
 
 
 def test_no_detections_gives_empty(ckpt) -> None:
@@ -127,11 +151,11 @@ def test_resolve_device() -> None:
 @pytest.mark.gpu
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")
 def test_matches_torchvision_forward_cuda(ckpt) -> None:
-    eng = TorchEngine.from_checkpoint(ckpt, device="cuda", batch_size=2)
+    eng = TorchEngine.from_checkpoint(ckpt, device="cuda", batch_size=2, canvas=EXACT)
     images = _images(seed=7)
     dets = eng.infer(images)
     with torch.inference_mode():
-        refs = eng.model([image_to_tensor(im, eng.device) for im in images])
+        refs = eng.model([_to_tensor(im, eng.device) for im in images])
     for det, ref in zip(dets, refs, strict=True):
         np.testing.assert_allclose(det.boxes, ref["boxes"].cpu().numpy(), rtol=0, atol=1e-3)
         np.testing.assert_array_equal(det.classes, ref["labels"].cpu().numpy())

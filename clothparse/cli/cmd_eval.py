@@ -19,7 +19,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from clothparse.cli.errors import EXIT_PARTIAL, handle_errors
 from clothparse.cli.options import DataDir, Device, Quiet, Split
-from clothparse.errors import ConfigError, ModelError
+from clothparse.errors import ConfigError
 from clothparse.evaluate import report
 from clothparse.evaluate.coco_eval import AP_SCORE_THRESH, CocoMetrics, GroundTruth, load_gt
 from clothparse.evaluate.runner import (
@@ -34,8 +34,9 @@ from clothparse.io.atomic import write_json
 
 ModelOpt = Annotated[
     Path | None,
-    typer.Option("--model", "-m", help="Checkpoint (run folder or .safetensors) to run over the split."),
+    typer.Option("--model", "-m", help="Model to run over the split: a checkpoint (run folder or .safetensors), or an exported .onnx/.engine."),
 ]
+EngineOpt = Annotated[str | None, typer.Option("--engine", help="torch, onnx or trt (default: from the --model file type).")]
 Task = Annotated[str, typer.Option("--task", help="clothing (DIR/<split>.json) or body (DIR/body_<split>.json).")]
 EvalScoreThresh = Annotated[
     float,
@@ -67,35 +68,29 @@ def _default_out(anchor: Path, name: str) -> Path:
 
 
 def _run_model(
-    model_path: Path, gt: GroundTruth, data: Path, image_ids: list[int], *, task: str,
+    model_path: Path, gt: GroundTruth, data: Path, image_ids: list[int], *, task: str, engine: str | None,
     device: str, score_thresh: float, batch_size: int, quiet: bool,
 ) -> tuple[list[dict[str, Any]], list[int], list[tuple[int, str]], dict[str, Any]]:
-    """Load a checkpoint, check its classes against the annotations, run it over the images."""
-    if not model_path.exists():
-        raise ModelError("checkpoint not found", model_path)
-    try:
-        from clothparse.model.checkpoint import load_checkpoint
-    except ImportError as exc:  # the checkpoint module ships with the model package
-        raise ModelError(f"cannot load checkpoints in this install ({exc})", model_path) from None
+    """Open the model with its engine, check its classes against the annotations, run it over the images."""
     # Imported here: torch costs seconds, and the other eval modes never need it.
-    from clothparse.device import resolve_device
+    from clothparse.engines.loader import engine_kind, open_engine
     from clothparse.evaluate.predict import label_mapping, predict_coco
 
-    dev = resolve_device(device)
-    loaded = load_checkpoint(model_path, device=str(dev))
+    kind = engine or engine_kind(model_path)
+    eng = open_engine(model_path, kind=kind, device=device, score_thresh=score_thresh, batch_size=batch_size)
     # A COCO body model knows 90 classes; the body split scores its person class only.
-    mapping = label_mapping(loaded.config.class_names, gt, allow_extra=task == "body")
+    mapping = label_mapping(eng.class_names, gt, allow_extra=task == "body")
     with Progress(
         TextColumn("evaluating"), BarColumn(), MofNCompleteColumn(), TimeElapsedColumn(),
         disable=quiet, transient=True,
     ) as progress:
         bar = progress.add_task("images", total=len(image_ids))
-        run = predict_coco(
-            loaded.model, gt, data / "images", image_ids, mapping,
-            batch_size=batch_size, device=dev, score_thresh=score_thresh,
-            on_image=lambda: progress.advance(bar),
-        )
-    meta = {"model": str(model_path), "class_names": list(loaded.config.class_names), "device": str(dev)}
+        run = predict_coco(eng, gt, data / "images", image_ids, mapping, batch_size=batch_size,
+                           on_image=lambda: progress.advance(bar))
+    meta = {"model": str(model_path), "engine": kind, "class_names": list(eng.class_names), "device": device}
+    sidecar = getattr(eng, "sidecar", None)
+    if sidecar is not None:
+        meta["precision"] = sidecar.precision
     return run.results, run.image_ids, run.failed, meta
 
 
@@ -119,6 +114,7 @@ def _parsing(data: Path, split: str, pred: list[Path], max_images: int | None, o
 def evaluate(
     data: DataDir,
     model: ModelOpt = None,
+    engine: EngineOpt = None,
     split: Split = "test",
     task: Task = "clothing",
     score_thresh: EvalScoreThresh = AP_SCORE_THRESH,
@@ -146,7 +142,7 @@ def evaluate(
         payload: dict[str, Any] = {"task": task, "split": split, "data": str(data), "annotations": str(ann_path)}
         if model is not None:
             preds, image_ids, failed, meta = _run_model(
-                model, gt, data, image_ids, task=task,
+                model, gt, data, image_ids, task=task, engine=engine,
                 device=device, score_thresh=score_thresh, batch_size=batch_size, quiet=quiet,
             )
             payload.update(meta, score_thresh=score_thresh)

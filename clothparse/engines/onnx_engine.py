@@ -1,10 +1,12 @@
 """The ONNX Runtime engine for models written by ``cpt export --format onnx``.
 
-Providers are chosen in the order TensorRT EP > CUDA EP > CPU EP among those the
-installed onnxruntime offers (or taken as given). Input and output buffers are
-allocated once and bound with IOBinding; each call letterboxes the photos into the
-input buffer, runs, and maps the boxes back to photo pixels. Class names, input size
-and the default score threshold come from the model's sidecar.
+Providers are chosen by ``clothparse.engines.ort_providers`` (TensorRT EP > CUDA EP >
+CPU EP among those the installed onnxruntime offers, with device ids and TensorRT engine
+caches keyed by the model's hash), or taken as given. Input and output buffers are
+allocated once and bound with IOBinding; each call puts the photos on the contract's
+canvas (``clothparse.contract.canvas``), runs, maps the boxes back to photo pixels and
+filters at the run-time score threshold. Class names, canvas, score floor and the default
+threshold come from the model's sidecar.
 """
 
 from __future__ import annotations
@@ -15,26 +17,14 @@ from typing import Any
 
 import numpy as np
 
+from clothparse.contract.canvas import prepare_batch
+from clothparse.contract.sidecar import load_sidecar
 from clothparse.engines.base import Detections, TensorSpec
-from clothparse.errors import ConfigError, DependencyError, ModelError
-from clothparse.export.preprocess import outputs_to_detections, prepare_batch
-from clothparse.export.sidecar import load_sidecar
+from clothparse.engines.ort_providers import choose_providers
+from clothparse.engines.raw import check_score_thresh, outputs_to_detections
+from clothparse.errors import DependencyError, ModelError
 
-PROVIDER_ORDER: tuple[str, ...] = ("TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider")
-_NP_TYPES = {"tensor(float)": np.float32, "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(uint8)": np.uint8}
-
-
-def choose_providers(available: Sequence[str], device: str = "auto") -> list[str]:
-    """Providers for ``device``: auto = every accelerated one available, best first, then CPU."""
-    device = device.strip().lower()
-    if device == "cpu":
-        return ["CPUExecutionProvider"]
-    wanted = [p for p in PROVIDER_ORDER if p in available]
-    if device.startswith("cuda") and not any(p != "CPUExecutionProvider" for p in wanted):
-        raise DependencyError(f"--device {device}: this onnxruntime has no GPU provider (pip install clothparse[gpu])")
-    if device not in ("auto",) and not device.startswith("cuda"):
-        raise ConfigError(f"--device: unknown device {device!r}; use auto, cpu, cuda or cuda:N")
-    return wanted or ["CPUExecutionProvider"]
+_NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(uint8)": np.uint8}
 
 
 class OnnxEngine:
@@ -50,7 +40,7 @@ class OnnxEngine:
         path: str | Path,
         device: str = "auto",
         score_thresh: float | None = None,
-        providers: Sequence[str] | None = None,
+        providers: Sequence[Any] | None = None,
         threads: int = 0,
     ) -> None:
         try:
@@ -63,7 +53,7 @@ class OnnxEngine:
             raise ModelError(f"sidecar says this is a {sc.runtime} model, not onnx", self.path)
         self.sidecar = sc
         self.class_names = tuple(sc.class_names)
-        self.score_thresh = float(sc.score_thresh if score_thresh is None else score_thresh)
+        self.score_thresh = check_score_thresh(sc.score_thresh if score_thresh is None else score_thresh, sc.score_floor, self.path)
         opts = ort.SessionOptions()
         opts.graph_optimization_level = ort.GraphOptimizationLevel.ORT_ENABLE_ALL
         opts.intra_op_num_threads = int(threads)
@@ -71,7 +61,9 @@ class OnnxEngine:
         # superpixel and fusion stages need next: SLIC right after the model took 25-64 ms
         # instead of 13 ms at 800x1024 on 2 cores; the model's own time did not change.
         opts.add_session_config_entry("session.intra_op.allow_spinning", "0")
-        chosen = list(providers) if providers else choose_providers(ort.get_available_providers(), device)
+        chosen = list(providers) if providers else choose_providers(
+            ort.get_available_providers(), device, model_path=self.path, model_sha256=sc.model_sha256
+        )
         try:
             self.session = ort.InferenceSession(str(self.path), opts, providers=chosen)
         except Exception as exc:  # onnxruntime raises its own pybind exception types
@@ -82,11 +74,10 @@ class OnnxEngine:
 
     def _check_io(self) -> None:
         sc = self.sidecar
-        inputs = self.session.get_inputs()
-        expected = [sc.batch, 3, sc.height, sc.width]
-        if len(inputs) != 1 or inputs[0].name != sc.input_name or list(inputs[0].shape) != expected:
-            got = [(i.name, i.shape) for i in inputs]
-            raise ModelError(f"model inputs {got} do not match the sidecar ({sc.input_name} {expected})", self.path)
+        got = [(i.name, list(i.shape)) for i in self.session.get_inputs()]
+        expected = list(zip(sc.inputs, [[sc.batch, 3, sc.height, sc.width], [sc.batch, 2]], strict=True))
+        if got != expected:
+            raise ModelError(f"model inputs {got} do not match the sidecar {expected}", self.path)
         names = [o.name for o in self.session.get_outputs()]
         if names != list(sc.outputs):
             raise ModelError(f"model outputs {names} do not match the sidecar {sc.outputs}", self.path)
@@ -94,25 +85,28 @@ class OnnxEngine:
     def _allocate(self, ort: Any) -> None:
         """Input and output arrays allocated once and bound to the session."""
         sc = self.sidecar
-        self._input = np.zeros((sc.batch, 3, sc.height, sc.width), np.uint8)
+        self._images = np.zeros((sc.batch, 3, sc.height, sc.width), np.uint8)
+        self._sizes = np.zeros((sc.batch, 2), np.int32)
         self._outputs = [np.zeros(o.shape, _NP_TYPES[o.type]) for o in self.session.get_outputs()]
         self._binding = self.session.io_binding()
-        self._binding.bind_cpu_input(sc.input_name, self._input)
+        self._binding.bind_cpu_input(sc.inputs[0], self._images)
+        self._binding.bind_cpu_input(sc.inputs[1], self._sizes)
         for meta, arr in zip(self.session.get_outputs(), self._outputs, strict=True):
             self._binding.bind_output(meta.name, "cpu", 0, arr.dtype, list(arr.shape), arr.ctypes.data)
 
     @property
     def input_specs(self) -> list[TensorSpec]:
-        i = self.session.get_inputs()[0]
-        return [TensorSpec(i.name, tuple(i.shape), "uint8")]
+        arrays: tuple[np.ndarray, np.ndarray] = (self._images, self._sizes)
+        return [TensorSpec(i.name, tuple(a.shape), str(a.dtype)) for i, a in zip(self.session.get_inputs(), arrays, strict=True)]
 
     @property
     def output_specs(self) -> list[TensorSpec]:
         return [TensorSpec(o.name, tuple(o.shape), str(a.dtype)) for o, a in zip(self.session.get_outputs(), self._outputs, strict=True)]
 
-    def run_raw(self, batch: np.ndarray) -> list[np.ndarray]:
-        """uint8 [B, 3, H, W] at the export size -> copies of the five raw outputs."""
-        self._input[...] = batch
+    def run_raw(self, images: np.ndarray, image_sizes: np.ndarray) -> list[np.ndarray]:
+        """uint8 [B, 3, H, W] canvases + int32 [B, 2] photo sizes -> copies of the five raw outputs."""
+        self._images[...] = images
+        self._sizes[...] = image_sizes
         self._binding.synchronize_inputs()
         self.session.run_with_iobinding(self._binding)
         self._binding.synchronize_outputs()
@@ -124,6 +118,6 @@ class OnnxEngine:
         out: list[Detections] = []
         for start in range(0, len(images), sc.batch):
             chunk = images[start : start + sc.batch]
-            batch, boxes = prepare_batch(chunk, sc.height, sc.width, batch=sc.batch)
-            out.extend(outputs_to_detections(self.run_raw(batch), boxes, self.class_names, self.score_thresh))
+            images_arr, sizes, placements = prepare_batch(chunk, sc.canvas, batch=sc.batch)
+            out.extend(outputs_to_detections(self.run_raw(images_arr, sizes), placements, self.class_names, self.score_thresh))
         return out

@@ -1,9 +1,11 @@
 """The JSON sidecar written next to every exported model, and its validation on load.
 
 ``model.onnx`` -> ``model.onnx.json``; ``model.engine`` -> ``model.engine.json``. The
-sidecar carries what the graph cannot: class names (engines never hard-code them),
-input size and layout, normalisation, opset, precision, the SHA-256 of the model file
-and of the source checkpoint, and the tool versions. Loading checks the model file's
+sidecar carries what the graph cannot: class names (engines never hard-code them), the
+canvas and the resize rule of the preprocessing contract (``clothparse.contract.canvas``),
+the score floor the graph filters at and the default run-time threshold, normalisation,
+opset, precision, the SHA-256 of the model file and of the source checkpoint, and the
+tool versions (for TensorRT: the version of the module that built the engine). Loading checks the model file's
 hash, so a corrupt file or a sidecar from another export is a one-line ``ModelError``.
 """
 
@@ -16,11 +18,15 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clothparse.contract.canvas import CanvasSpec
 from clothparse.errors import ModelError
 from clothparse.io.atomic import write_json
 
 SIDECAR_FORMAT = "clothparse-export"
-SIDECAR_VERSION = 1
+SIDECAR_VERSION = 2
+
+INPUT_NAMES: tuple[str, ...] = ("images", "image_sizes")
+OUTPUT_NAMES: tuple[str, ...] = ("boxes", "scores", "classes", "masks", "num_detections")
 
 
 def sidecar_path(model_path: str | Path) -> Path:
@@ -41,7 +47,7 @@ def tool_versions() -> dict[str, str]:
     import importlib.metadata as md
 
     out = {"python": platform.python_version()}
-    for dist in ("clothparse", "torch", "torchvision", "onnx", "onnxruntime", "onnxruntime-gpu", "tensorrt"):
+    for dist in ("clothparse", "torch", "torchvision", "onnx", "onnxruntime", "onnxruntime-gpu"):
         try:
             out[dist] = md.version(dist)
         except md.PackageNotFoundError:
@@ -62,22 +68,32 @@ class Sidecar:
     precision: str
     runtime: str  # "onnx" or "trt"
     model_sha256: str
+    #: Default run-time threshold (the model's own, or ``cpt export --score-thresh``).
     score_thresh: float
+    #: The graph keeps the top-K detections scoring above this; run-time thresholds below it are refused.
+    score_floor: float
+    #: The resize rule of the checkpoint (torchvision ``min_size``/``max_size``).
+    min_size: int
+    max_size: int
     image_mean: list[float]
     image_std: list[float]
     keep_labels: list[int] | None = None
     source_checkpoint: str = ""
     source_sha256: str = ""
     mask_size: int = 28
-    input_name: str = "images"
-    input_layout: str = "NCHW uint8 RGB, letterboxed top-left, normalisation in the graph"
-    outputs: list[str] = field(default_factory=lambda: ["boxes", "scores", "classes", "masks", "num_detections"])
+    inputs: list[str] = field(default_factory=lambda: list(INPUT_NAMES))
+    input_layout: str = "images: uint8 [B, 3, H, W] RGB canvas (clothparse.contract.canvas); image_sizes: int32 [B, 2] rows, cols of the photo in it"
+    outputs: list[str] = field(default_factory=lambda: list(OUTPUT_NAMES))
     tools: dict[str, str] = field(default_factory=tool_versions)
     format: str = SIDECAR_FORMAT
     version: int = SIDECAR_VERSION
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    @property
+    def canvas(self) -> CanvasSpec:
+        return CanvasSpec(self.height, self.width, self.min_size, self.max_size)
 
 
 def write_sidecar(model_path: str | Path, sidecar: Sidecar) -> Path:
@@ -113,8 +129,10 @@ def load_sidecar(model_path: str | Path, verify_hash: bool = True) -> Sidecar:
         raise ModelError(f"incomplete sidecar: {exc}", path) from None
     if not sc.class_names or not all(isinstance(c, str) for c in sc.class_names):
         raise ModelError("sidecar class_names must be a non-empty list of strings", path)
-    if min(sc.height, sc.width, sc.batch, sc.top_k) < 1:
-        raise ModelError("sidecar height/width/batch/top_k must be positive", path)
+    if min(sc.height, sc.width, sc.batch, sc.top_k, sc.min_size, sc.max_size) < 1:
+        raise ModelError("sidecar height/width/batch/top_k/min_size/max_size must be positive", path)
+    if not 0.0 <= sc.score_floor <= sc.score_thresh <= 1.0:
+        raise ModelError(f"sidecar needs 0 <= score_floor <= score_thresh <= 1, got {sc.score_floor}/{sc.score_thresh}", path)
     if verify_hash:
         actual = sha256_file(model_path)
         if actual != sc.model_sha256:
