@@ -14,7 +14,8 @@ $(STAMP): pyproject.toml
 install: $(STAMP)
 
 # The main job on embedded defaults: synthetic data -> train the small clothing and body
-# models -> evaluate -> parse held-out synthetic photos and a real photo (overlays in demo/parsed).
+# models -> evaluate -> parse held-out synthetic photos and a real photo (overlays in demo/parsed)
+# -> export to ONNX (checks + parity table) and parse the same photos with ONNX Runtime.
 demo: install
 	@test -f $(DEMO)/data/test.json || cpt data synth --out $(DEMO)/data --n 800 --size 256 --seed 0 -q
 	@test -f $(DEMO)/clothing/best.safetensors || cpt train --data $(DEMO)/data --out $(DEMO)/clothing --backbone small --time-limit 6 -q
@@ -24,6 +25,9 @@ demo: install
 	@$(PYTHON) -c "import json, shutil, matplotlib.cbook as c; d = json.load(open('$(DEMO)/data/test.json')); [shutil.copy('$(DEMO)/data/images/' + im['file_name'], '$(DEMO)/photos/') for im in d['images'][:8]]; shutil.copy(c.get_sample_data('grace_hopper.jpg', asfileobj=False), '$(DEMO)/photos/')"
 	cpt parse $(DEMO)/photos --model $(DEMO)/clothing --body-model $(DEMO)/body --score-thresh 0.5 --out $(DEMO)/parsed --ann $(DEMO)/data/test.json
 	@echo "overlays: $(DEMO)/parsed/*_overlay.png"
+	@test -f $(DEMO)/exported/model.onnx || cpt export $(DEMO)/clothing --out $(DEMO)/exported
+	cpt parse $(DEMO)/photos --model $(DEMO)/exported/model.onnx --body-model $(DEMO)/body --score-thresh 0.5 --out $(DEMO)/parsed_onnx -q
+	@echo "the same photos through ONNX Runtime: $(DEMO)/parsed_onnx/*_overlay.png"
 
 # The C++ unit tests of the native SLIC under ctest (when CMake is present), then pytest.
 test: install

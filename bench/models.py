@@ -144,6 +144,6 @@ def export_model(tm: TorchModel, out_dir: Path, height: int, width: int, batch: 
         from clothparse.export.trt_builder import build_engine
 
         engine_path = path.with_suffix(".engine")
-        build_engine(path, engine_path, timing_cache=out_dir / "timing.cache")
+        build_engine(path, engine_path, timing_cache=out_dir / "timing-cache")
         return engine_path
     raise ConfigError(f"no {precision} export for {runtime}")

@@ -148,6 +148,13 @@ def derive_precision(
         quantize_int8(fp32_path, out_path, calib_images, base)
     else:
         raise ConfigError(f"--precision: expected one of {', '.join(PRECISIONS)}, got {precision!r}")
+    import onnx
+
+    # The variant is what TensorRT will build: it gets the same readiness checks as fp32.
+    report = graph_checks.check_graph(onnx.load(str(out_path)))
+    if not report.ok:
+        raise ModelError(report.summary(), out_path)
+    notes.append(f"{precision}: {report.summary()}")
     sidecar = replace(base, precision=precision, model_sha256=sc_mod.sha256_file(out_path))
     sc_mod.write_sidecar(out_path, sidecar)
     return Exported(out_path, sidecar, notes)

@@ -18,7 +18,7 @@ from typing import Any
 
 import numpy as np
 
-from clothparse.engines.base import Detections, Engine, TensorSpec
+from clothparse.engines.base import Detections, Engine
 
 
 @dataclass(frozen=True)
@@ -206,14 +206,14 @@ def export_parity(model: Any, paths: Sequence[Any], photos: Sequence[np.ndarray]
     for p in paths:
         path = Path(str(p))
         sc = load_sidecar(path)
-        ref: Engine = TorchEngine(model, sc.class_names, "cpu", score_thresh=sc.score_floor, canvas=sc.canvas)
-        if sc.keep_labels:
-            ref = _KeepLabels(ref, sc.keep_labels)
+        ref = TorchEngine(model, sc.class_names, "cpu", score_thresh=sc.score_floor, canvas=sc.canvas)
         test = open_engine(path, device="cpu", score_thresh=sc.score_floor)
         shots = list(photos) if photos is not None else parity_photos(sc.min_size)
         tol = FP32 if sc.precision == "fp32" else REDUCED[sc.precision]
         kind = "onnxruntime" if sc.runtime == "onnx" else "tensorrt"
         refs, tests = ref.infer(shots), test.infer(shots)
+        if sc.keep_labels:  # a body export keeps only `person`
+            refs = [d.select(np.isin(d.classes, sc.keep_labels)) for d in refs]
         label = f"{kind} {sc.precision} vs torch ({len(shots)} photos)"
         rows.append(compare(label, refs, tests, sc.score_floor, tol))
         if sc.score_thresh > sc.score_floor:
@@ -223,22 +223,3 @@ def export_parity(model: Any, paths: Sequence[Any], photos: Sequence[np.ndarray]
             rows.append(compare(label, [d.filter_score(t) for d in refs], [d.filter_score(t) for d in tests], t,
                                 replace(tol, min_compared=0)))
     return rows
-
-
-class _KeepLabels:
-    """The torch engine restricted to the labels a body export keeps."""
-
-    def __init__(self, engine: Engine, labels: Sequence[int]) -> None:
-        self.engine, self.labels = engine, np.asarray(list(labels))
-        self.class_names = engine.class_names
-
-    @property
-    def input_specs(self) -> list[TensorSpec]:
-        return self.engine.input_specs
-
-    @property
-    def output_specs(self) -> list[TensorSpec]:
-        return self.engine.output_specs
-
-    def infer(self, images: list[np.ndarray]) -> list[Detections]:
-        return [d.select(np.isin(d.classes, self.labels)) for d in self.engine.infer(images)]

@@ -10,6 +10,7 @@ masks and the box arithmetic must stay in float, so neither is touched.
 
 from __future__ import annotations
 
+import logging
 import os
 import tempfile
 from collections.abc import Iterator, Sequence
@@ -72,6 +73,11 @@ def quantize_int8(
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{out.name}.", suffix=".tmp", dir=out.parent)
     os.close(fd)
+    # onnxruntime's quantiser logs a generic "consider pre-processing" warning through the
+    # root logger on every call; the graph is already shape-inferred and checked.
+    root = logging.getLogger()
+    level = root.level
+    root.setLevel(logging.ERROR)
     try:
         quantize_static(
             str(fp32_path),
@@ -83,10 +89,12 @@ def quantize_int8(
             activation_type=QuantType.QInt8,
             weight_type=QuantType.QInt8,
             calibrate_method=CalibrationMethod.MinMax,
-            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True},
+            # Biases stay float: TensorRT's parser refuses DequantizeLinear on int32 biases.
+            extra_options={"ActivationSymmetric": True, "WeightSymmetric": True, "QuantizeBias": False},
         )
         os.replace(tmp, out)
     finally:
+        root.setLevel(level)
         if os.path.exists(tmp):
             os.unlink(tmp)
     return out

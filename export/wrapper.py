@@ -166,7 +166,8 @@ class ExportWrapper(nn.Module):
     height, width: export size in pixels (multiples of 32 keep torchvision's padding out).
     top_k: detections per image in the outputs (K).
     keep_labels: 1-based labels allowed in the output (e.g. ``[1]`` = COCO person for the
-        body model); None keeps all classes.
+        body model); None keeps all classes. They are picked from torchvision's top-K over all
+        classes, exactly as filtering the torch engine's output would pick them.
     score_floor: detections scoring at or below this are dropped in the graph (torchvision's
         strict ``score > thresh``); default: ``DEFAULT_SCORE_FLOOR`` or the model's own
         threshold if that is lower. Run-time thresholds filter above it.
@@ -177,6 +178,7 @@ class ExportWrapper(nn.Module):
     mean: Tensor
     std: Tensor
     labels: Tensor
+    kept: Tensor | None
     anchors: Tensor
     backbone: Any
     rpn: Any
@@ -216,10 +218,13 @@ class ExportWrapper(nn.Module):
         self.register_buffer("mean", torch.tensor(model.transform.image_mean).view(1, 3, 1, 1), persistent=False)
         self.register_buffer("std", torch.tensor(model.transform.image_std).view(1, 3, 1, 1), persistent=False)
         num_classes = int(rh.box_predictor.cls_score.out_features)
-        labels = list(range(1, num_classes)) if keep_labels is None else [int(v) for v in keep_labels]
-        if not labels or any(not 0 < v < num_classes for v in labels):
-            raise ValueError(f"keep_labels must be in 1..{num_classes - 1}, got {labels}")
-        self.register_buffer("labels", torch.tensor(labels, dtype=torch.int64), persistent=False)
+        self.register_buffer("labels", torch.arange(1, num_classes, dtype=torch.int64), persistent=False)
+        kept = None
+        if keep_labels is not None:
+            kept = torch.tensor([int(v) for v in keep_labels], dtype=torch.int64)
+            if kept.numel() == 0 or bool(((kept < 1) | (kept >= num_classes)).any()):
+                raise ValueError(f"keep_labels must be in 1..{num_classes - 1}, got {kept.tolist()}")
+        self.register_buffer("kept", kept, persistent=False)
         self._precompute(model)
 
     @torch.no_grad()
@@ -313,6 +318,12 @@ class ExportWrapper(nn.Module):
         k = min(self.top_k, m)
         final_scores, idx = torch.where(keep, cand_scores, torch.full_like(cand_scores, -1.0)).topk(k, dim=1)
         final_valid = final_scores > -0.5
+        if self.kept is not None:  # static: set at construction
+            # Drop the other classes from the top-K and move the kept rows to the front.
+            wanted = (take_rows(cand_labels, idx)[:, :, None] == self.kept.view(1, 1, -1)).any(-1)
+            final_scores, order = torch.where(final_valid & wanted, final_scores, torch.full_like(final_scores, -1.0)).topk(k, dim=1)
+            idx = take_rows(idx[:, :, None], order)[:, :, 0]
+            final_valid = final_scores > -0.5
         valid_f = final_valid.to(torch.float32)
         # Padding rows (fewer than K detections) are zeroed instead of being cut off.
         det_boxes = take_rows(cand_boxes, idx) * valid_f[:, :, None]

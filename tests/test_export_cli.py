@@ -58,3 +58,15 @@ def test_cpt_export_bad_options(tmp_path) -> None:
     result = runner.invoke(app, ["export", "--from", str(tmp_path / "m.onnx"), "--format", "onnx"])
     assert result.exit_code == 1 and "--from" in result.output
     assert len(result.output.strip().splitlines()) == 1
+
+
+def test_cpt_export_body_keeps_person_and_checks_parity_on_it(tmp_path) -> None:
+    torch.manual_seed(1)
+    cfg = ModelConfig.small(class_names=["bag", "person"], min_size=96, max_size=128, detections_per_img=20, score_thresh=0.0)
+    save_checkpoint(tmp_path / "body" / "best", build_model(cfg).eval(), cfg, {"epoch": 0})
+    out = tmp_path / "out"
+    result = CliRunner().invoke(app, ["export", str(tmp_path / "body"), "--body", "--out", str(out)])
+    assert result.exit_code == 0, result.output
+    assert json.loads((out / "model.onnx.json").read_text())["keep_labels"] == [2]
+    dets = OnnxEngine(out / "model.onnx", device="cpu").infer(parity.synthetic_photos(96, n=1))
+    assert sum(map(len, dets)) > 0 and all(set(d.classes.tolist()) <= {2} for d in dets)

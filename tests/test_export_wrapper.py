@@ -86,10 +86,18 @@ def test_zero_detections_and_padding(small_model) -> None:
     assert int(classes.abs().sum()) == 0
 
 
-def test_keep_labels_only(small_model) -> None:
-    model, _ = small_model
-    wrapper = ExportWrapper(model, H, W, top_k=50, keep_labels=[3], score_floor=0.0)
-    images, sizes, _ = prepare_batch(parity.synthetic_photos(96, n=1)[:1], model_canvas(model, H, W))
-    _, _, classes, _, num = _run(wrapper, images, sizes)
+def test_keep_labels_are_picked_from_the_top_k_of_all_classes(small_model) -> None:
+    model, names = small_model
+    canvas = model_canvas(model, H, W)
+    images, sizes, _ = prepare_batch(parity.synthetic_photos(96, n=1)[:1], canvas)
+    full = _run(ExportWrapper(model, H, W, top_k=20, score_floor=0.0), images, sizes)
+    n_full = int(full[4][0])
+    label = int(np.bincount(full[2][0, :n_full].numpy()).argmax())  # the most frequent class
+    _, scores, classes, _, num = _run(ExportWrapper(model, H, W, top_k=20, keep_labels=[label], score_floor=0.0), images, sizes)
     n = int(num[0])
-    assert n > 0 and set(classes[0, :n].tolist()) == {3}
+    # Exactly the rows of that class among the top-20 of all classes, in the same order: what
+    # filtering the torch engine's output (a body model's `person`) gives.
+    expected = full[1][0, :n_full][full[2][0, :n_full] == label]
+    assert n > 0 and set(classes[0, :n].tolist()) == {label}
+    torch.testing.assert_close(scores[0, :n], expected)
+    assert float(scores[0, n:].abs().sum()) == 0.0

@@ -133,10 +133,28 @@ def _export_onnx(checkpoint: Path, out: Path, spec: Any, precisions: list[str], 
 
 
 def _build_trt(onnx_files: list[Path], device: str) -> None:
+    """A TensorRT engine from each ONNX file, then parity of each engine against its ONNX
+    file in ONNX Runtime (which was checked against the torch engine when it was exported)."""
+    from clothparse.contract.sidecar import load_sidecar
+    from clothparse.engines.onnx_engine import OnnxEngine
+    from clothparse.engines.trt_engine import TrtEngine
+    from clothparse.export import parity
     from clothparse.export.trt_builder import build_engine
 
+    rows = []
     for path in onnx_files:
         if not path.is_file():
             raise ModelError("no such ONNX file", path)
-        result = build_engine(path, path.with_suffix(".engine"), device=device)
+        result = build_engine(path, path.with_suffix(".engine"), device=device, timing_cache=path.parent / "timing-cache")
         typer.echo(f"wrote {result.path} (TensorRT {result.trt_version})")
+        sc = load_sidecar(result.path)
+        photos = parity.parity_photos(sc.min_size)
+        ref = OnnxEngine(path, device="cpu", score_thresh=sc.score_floor)
+        test = TrtEngine(result.path, device=device, score_thresh=sc.score_floor)
+        tol = parity.FP32 if sc.precision == "fp32" else parity.REDUCED[sc.precision]
+        name = f"tensorrt {sc.precision} vs onnxruntime ({len(photos)} photos)"
+        rows.append(parity.engine_parity(name, ref, test, photos, sc.score_floor, tol))
+    typer.echo(parity.format_table(rows))
+    failed = [r.name for r in rows if not r.ok]
+    if failed:
+        raise ModelError(f"parity check failed: {', '.join(failed)}", onnx_files[0])
