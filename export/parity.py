@@ -34,10 +34,15 @@ class Tolerance:
 
 #: fp32 exports: the same arithmetic up to kernel rounding (measured: BENCHMARKS.md).
 FP32 = Tolerance()
-#: Reduced-precision graphs, from what they measured on the reference model (BENCHMARKS.md).
+#: Reduced-precision graphs against the torch engine, at the score floor. Measured on the
+#: reference model (BENCHMARKS.md, issue 9): fp16 in ONNX Runtime matched 100 % (min IoU
+#: 0.999, score diff 7e-4), also with fp16 activations emulated as TensorRT runs them
+#: (score diff 1.7e-3); int8 Q/DQ matched 98 % at IoU >= 0.7, scores up to 0.11 apart, 3 %
+#: of mask pixels. Each bound leaves room over those figures and still fails a broken graph
+#: (a wrong canvas, swapped classes, shifted scores: tests/test_parity.py, test_engine_agreement.py).
 REDUCED: dict[str, Tolerance] = {
-    "fp16": Tolerance(min_iou=0.9, max_score_diff=0.05, max_mask_diff=0.05, min_match_rate=0.9),
-    "int8": Tolerance(min_iou=0.7, max_score_diff=0.15, max_mask_diff=0.15, min_match_rate=0.6),
+    "fp16": Tolerance(min_iou=0.9, max_score_diff=0.05, max_mask_diff=0.05, min_match_rate=0.95),
+    "int8": Tolerance(min_iou=0.7, max_score_diff=0.15, max_mask_diff=0.1, min_match_rate=0.9),
 }
 
 

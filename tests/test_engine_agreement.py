@@ -81,8 +81,23 @@ def test_a_mismatched_canvas_is_caught(reference, exported, photos, tmp_path) ->
     128 px, half the training scale) must fail parity."""
     small = export_onnx_model(reference.model, reference.class_names, tmp_path / "small.onnx", ExportSpec(height=128, width=128)).path
     torch_engine, _ = _engines(reference, exported, 0.3)
-    row = parity.engine_parity("128 px canvas vs torch", torch_engine, OnnxEngine(small, device="cpu", score_thresh=0.3), photos, 0.3)
+    small_engine = OnnxEngine(small, device="cpu", score_thresh=0.3)
+    row = parity.engine_parity("128 px canvas vs torch", torch_engine, small_engine, photos, 0.3)
     assert not row.ok, parity.format_table([row])
+    # ... and the looser int8 bounds catch it too.
+    assert not parity.engine_parity("128 px", torch_engine, small_engine, photos, 0.3, parity.REDUCED["int8"]).ok
+
+
+@pytest.mark.parametrize("precision", ["fp16", "int8"])
+def test_reduced_precision_within_its_measured_bounds(reference, exported, photos, tmp_path, precision: str) -> None:
+    from clothparse.export.exporter import derive_precision
+
+    calib = parity.synthetic_photos(256, n=4, seed=7)  # not the photos it is checked on
+    variant = derive_precision(exported, precision, tmp_path / f"model.{precision}.onnx", calib).path
+    torch_engine, _ = _engines(reference, exported, 0.05)
+    test = OnnxEngine(variant, device="cpu", score_thresh=0.05)
+    row = parity.engine_parity(f"{precision} vs torch", torch_engine, test, photos, 0.05, parity.REDUCED[precision])
+    assert row.ok and row.matched >= 100, parity.format_table([row])
 
 
 def _items(folder: Path) -> dict[str, Detections]:

@@ -141,3 +141,36 @@ def test_corrupt_model_and_mismatching_sidecar(exported, tmp_path) -> None:
     sidecar.write_sidecar(bad, replace(sc, version=1))
     with pytest.raises(ModelError, match="sidecar version 1"):
         OnnxEngine(bad, device="cpu")
+
+
+@pytest.mark.parametrize(("field", "value"), [("height", "160"), ("score_floor", "low"), ("inputs", "images")])
+def test_sidecar_with_wrong_types_is_a_one_line_error(exported, tmp_path, field: str, value: object) -> None:
+    import json
+
+    _, _, path, _ = exported
+    bad = tmp_path / "model.onnx"
+    shutil.copy(path, bad)
+    data = json.loads(sidecar.sidecar_path(path).read_text())
+    data[field] = value
+    sidecar.sidecar_path(bad).write_text(json.dumps(data))
+    with pytest.raises(ModelError, match=f"sidecar {field} must be") as err:
+        sidecar.load_sidecar(bad)
+    assert "\n" not in str(err.value)
+
+
+def test_unreadable_calibration_photo_is_skipped(exported, tmp_path) -> None:
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from clothparse.cli.app import app
+    from clothparse.model.checkpoint import save_checkpoint
+
+    model, _, _, _ = exported
+    save_checkpoint(tmp_path / "run" / "best", model, ModelConfig.small(min_size=128, max_size=160, detections_per_img=30, score_thresh=0.3), {})
+    calib = tmp_path / "calib"
+    calib.mkdir()
+    Image.fromarray(parity.synthetic_photos(96, n=1)[0]).save(calib / "good.png")
+    (calib / "bad.png").write_bytes(b"not a png")
+    result = CliRunner().invoke(app, ["export", str(tmp_path / "run"), "--precision", "int8", "--calib", str(calib), "--out", str(tmp_path / "out")])
+    assert "warning:" in result.output and "bad.png" in result.output
+    assert (tmp_path / "out" / "model.int8.onnx").is_file()

@@ -87,7 +87,7 @@ def test_zero_detections_and_padding(small_model) -> None:
 
 
 def test_keep_labels_are_picked_from_the_top_k_of_all_classes(small_model) -> None:
-    model, names = small_model
+    model, _ = small_model
     canvas = model_canvas(model, H, W)
     images, sizes, _ = prepare_batch(parity.synthetic_photos(96, n=1)[:1], canvas)
     full = _run(ExportWrapper(model, H, W, top_k=20, score_floor=0.0), images, sizes)

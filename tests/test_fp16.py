@@ -174,3 +174,19 @@ def test_no_weighted_layer_is_an_error(tmp_path: Path) -> None:
     with pytest.raises(ModelError, match="no weighted layer"):
         convert_fp16(tmp_path / "a.onnx", tmp_path / "b.onnx")
     assert not (tmp_path / "b.onnx").exists()
+
+
+def test_fp16_emulation_rounds_the_region_and_still_runs(models, tmp_path) -> None:
+    """bench/fp16_emulation: weights and activations of the fp16 region rounded through fp16."""
+    from clothparse.bench.fp16_emulation import emulate
+
+    ex, _ = models
+    emulated = emulate(ex.path, tmp_path / "emu.onnx")
+    m = onnx.load(str(emulated))
+    casts16 = [n for n in m.graph.node if n.op_type == "Cast" and n.attribute[0].i == onnx.TensorProto.FLOAT16]
+    assert len(casts16) >= 50  # one per float output of the region's nodes
+    photos = parity.synthetic_photos(128, n=1)
+    ref = OnnxEngine(ex.path, device="cpu", score_thresh=0.05).infer(photos)
+    emu = OnnxEngine(emulated, device="cpu", score_thresh=0.05).infer(photos)
+    diff = max(float(np.abs(a.scores[:3] - b.scores[:3]).max()) for a, b in zip(ref, emu, strict=True))
+    assert 0.0 < diff < 0.05  # rounded, not broken

@@ -60,6 +60,16 @@ def test_shifted_scores_fail() -> None:
     assert "score difference" in format_table([row])
 
 
+def test_reduced_bounds_still_fail_broken_scores_and_classes() -> None:
+    from clothparse.export.parity import REDUCED
+
+    ref = _photos()
+    for tol in REDUCED.values():
+        assert compare("ok", ref, _map(ref, scores=lambda s: s - 0.01), 0.3, tol).ok
+        assert not compare("shifted", ref, _map(ref, scores=lambda s: np.clip(s - 0.2, 0, 1)), 0.3, tol).ok
+        assert not compare("classes", ref, _map(ref, classes=lambda c: c % 3 + 1), 0.3, tol).ok
+
+
 def test_moved_boxes_fail() -> None:
     ref = _photos()
     row = compare("moved", ref, _map(ref, boxes=lambda b: b + 6.0), 0.3)

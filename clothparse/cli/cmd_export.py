@@ -42,14 +42,23 @@ _CALIB_LIMIT = 64
 
 
 def _calibration_images(folder: Path | None) -> list[Any]:
+    """Up to 64 photos of ``folder``; an unreadable one is reported and left out."""
+    from clothparse.cli.errors import report
+    from clothparse.errors import DataError
     from clothparse.io.images import IMAGE_SUFFIXES, read_rgb
 
     if folder is None:
         raise ConfigError("--precision int8 needs calibration photos: --calib DIR")
     files = sorted(p for p in Path(folder).rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)[:_CALIB_LIMIT]
-    if not files:
-        raise ConfigError("no images found for calibration", folder)
-    return [read_rgb(p) for p in files]
+    images = []
+    for p in files:
+        try:
+            images.append(read_rgb(p))
+        except DataError as exc:
+            report(exc, "warning")  # one bad photo must not abort the export
+    if not images:
+        raise ConfigError("no readable images found for calibration", folder)
+    return images
 
 
 def _split(value: str, allowed: tuple[str, ...], option: str) -> list[str]:

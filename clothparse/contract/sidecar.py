@@ -127,6 +127,15 @@ def load_sidecar(model_path: str | Path, verify_hash: bool = True) -> Sidecar:
         sc = Sidecar(**{k: v for k, v in data.items() if k in known})
     except TypeError as exc:
         raise ModelError(f"incomplete sidecar: {exc}", path) from None
+    for name in ("height", "width", "batch", "top_k", "opset", "min_size", "max_size", "mask_size"):
+        if type(getattr(sc, name)) is not int:
+            raise ModelError(f"sidecar {name} must be an integer, got {getattr(sc, name)!r}", path)
+    for name in ("score_thresh", "score_floor"):
+        if type(getattr(sc, name)) not in (int, float):
+            raise ModelError(f"sidecar {name} must be a number, got {getattr(sc, name)!r}", path)
+    for name in ("inputs", "outputs"):
+        if not isinstance(getattr(sc, name), list) or not all(isinstance(v, str) for v in getattr(sc, name)):
+            raise ModelError(f"sidecar {name} must be a list of names", path)
     if not sc.class_names or not all(isinstance(c, str) for c in sc.class_names):
         raise ModelError("sidecar class_names must be a non-empty list of strings", path)
     if min(sc.height, sc.width, sc.batch, sc.top_k, sc.min_size, sc.max_size) < 1:
