@@ -34,6 +34,11 @@ def _torchvision(image: np.ndarray, min_size: int, max_size: int) -> tuple[np.nd
 )
 def test_resized_size_is_torchvisions(h: int, w: int, sizes: tuple[int, int]) -> None:
     spec = CanvasSpec.for_model(*sizes)
+    scale = min(sizes[0] / min(h, w), sizes[1] / max(h, w))
+    if min(int(h * scale), int(w * scale)) == 0:
+        # torchvision fails on such slivers (an output side of 0); the contract keeps 1 px.
+        assert min(spec.resized_size(h, w)) == 1
+        return
     t = GeneralizedRCNNTransform(sizes[0], sizes[1], MEAN, STD).eval()
     with torch.no_grad():
         batch, _ = t([torch.zeros(3, h, w)])
