@@ -4,7 +4,9 @@ A randomly initialised Mask R-CNN scores every box near 1/num_classes, so random
 get ``score_thresh = 0`` (every one of the ``detections_per_img`` detections survives,
 which is the worst case for the fusion step). Random ResNet trunks without pretrained
 BatchNorm statistics blow up activations and can produce zero proposals; the last BN of
-each bottleneck is scaled down (``tame_random_resnet``), as ``ANCHORS.md`` recommends.
+each bottleneck is scaled down (``tame_random_resnet``), which keeps the residual sums near
+their inputs' scale, as zero-initialising the last BN of each block does (Goyal et al. 2017,
+"Accurate, Large Minibatch SGD: Training ImageNet in 1 Hour").
 """
 
 from __future__ import annotations

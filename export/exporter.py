@@ -55,9 +55,10 @@ class Exported:
 
 def canvas_for(model: Any, spec: ExportSpec) -> CanvasSpec:
     """The export canvas of ``model`` under ``spec`` (ConfigError for a bad size)."""
-    t = model.transform
+    from clothparse.engines.torch_engine import model_canvas
+
     try:
-        return CanvasSpec.for_model(int(t.min_size[-1]), int(t.max_size), spec.height, spec.width)
+        return model_canvas(model, spec.height, spec.width)
     except ValueError as exc:
         raise ConfigError(f"--height/--width: {exc}") from None
 

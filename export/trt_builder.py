@@ -3,8 +3,8 @@
 TensorRT 11 networks are always strongly typed: the precision of an engine is the
 precision of its ONNX graph (fp32; fp16 mixed precision; int8 as explicit Q/DQ nodes).
 There are no precision flags and no calibrators here ("Migrating from TensorRT 10.x to
-11.x": BuilderFlag.FP16/INT8, IBuilderConfig.int8_calibrator and set_calibration_profile
-were removed), so the caller passes the fp32, fp16 or int8 ONNX file of
+11.x": the FP16/INT8 builder flags, the int8 calibrator attribute of the builder config and
+its calibration profile were removed), so the caller passes the fp32, fp16 or int8 ONNX file of
 ``clothparse.export.exporter`` and the engine's sidecar is a copy of that file's sidecar
 (runtime "trt", the engine's SHA-256, ``tools["tensorrt"]``).
 
