@@ -134,3 +134,23 @@ def test_cpt_parse_same_items_with_torch_and_onnx(reference, exported, photos, t
     names = sorted(outs["torch"])
     row = parity.compare("cpt parse onnx vs torch", [outs["torch"][n] for n in names], [outs["onnx"][n] for n in names], 0.3)
     assert row.ok and row.matched >= 10, parity.format_table([row])
+
+
+def test_engine_agreement_script_on_a_folder(reference, exported, photos, tmp_path, capsys) -> None:
+    from clothparse.bench import engine_agreement
+
+    folder = tmp_path / "photos"
+    folder.mkdir()
+    for i, p in enumerate(photos[:6]):
+        Image.fromarray(p).save(folder / f"p{i}.png")
+    assert engine_agreement.main([str(REFERENCE), str(exported), str(folder), "--score-thresh", "0.05"]) == 0
+    assert "model.onnx vs torch (6 photos)" in capsys.readouterr().out
+    # A planted bug: the export comes from slightly different weights (the class logits
+    # shifted), as a stale or wrong file would.
+    import torch
+
+    other = load_checkpoint(REFERENCE)
+    with torch.no_grad():
+        other.model.roi_heads.box_predictor.cls_score.bias[1:] += 0.1
+    wrong = export_onnx_model(other.model, other.class_names, tmp_path / "wrong.onnx", ExportSpec()).path
+    assert engine_agreement.main([str(REFERENCE), str(wrong), str(folder), "--score-thresh", "0.05"]) == 1
