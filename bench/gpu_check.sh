@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # GPU check of clothparse: bash bench/gpu_check.sh OUTDIR [--checkpoint CKPT] [--dry-run]
-# Runs in about 8 minutes on one CUDA GPU; writes OUTDIR/gpu_check.json and gpu_check.md
+# Bounded by its budgets (90 s install, sections 430 s, hard stop 480 s; never yet run on a GPU);
+# writes OUTDIR/gpu_check.json and gpu_check.md
 # (and OUTDIR/suite/bench.{json,md,png}). Every section has its own time budget.
 #
 # On a machine with no package index (the lent GPU machines), Python packages it lacks travel

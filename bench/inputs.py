@@ -17,8 +17,8 @@ import numpy as np
 from PIL import Image
 
 from clothparse.errors import DataError
+from clothparse.io.images import IMAGE_SUFFIXES
 
-IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp")
 JPEG_QUALITY = 95
 
 
@@ -61,7 +61,7 @@ def _from_folder(folder: Path, n: int) -> tuple[list[tuple[str, np.ndarray]], st
         raise DataError("--images: not a folder", folder)
     files = sorted(p for p in folder.rglob("*") if p.suffix.lower() in IMAGE_SUFFIXES)
     if not files:
-        raise DataError("--images: no photos (jpg/png/bmp/webp) in this folder", folder)
+        raise DataError(f"--images: no photos ({'/'.join(s.lstrip('.') for s in IMAGE_SUFFIXES)}) in this folder", folder)
     return [(p.name, read_rgb(p)) for p in files[:n]], f"photos from {folder}"
 
 

@@ -39,7 +39,7 @@ def measure(path: Path, spin: bool, rounds: int, threads: int) -> list[tuple[flo
     backend = get_backend("auto")
 
     def superpixels() -> None:
-        backend.segment(photo, n_segments=900, compactness=20.0, sigma=2.0)
+        backend.segment(photo)  # the seed's settings (SlicParams' defaults)
 
     sess.run(None, feed)
     superpixels()

@@ -4,8 +4,10 @@ Report dict (``bench.json``): ``format``, ``created``, ``machine`` (cpu, cores, 
 platform), ``versions`` (python, torch, torchvision, onnxruntime, numba, clothparse
 git commit...), ``settings``, ``notes``, ``rows`` (one per grid cell; ``status`` "ok"
 with ``stages`` {stage: stats in ms}, ``end_to_end`` (per batch), ``throughput_ips``,
-``post_model_share``, ``peak_rss_mb``, ``peak_gpu_mb``; or "skipped" with ``reason``)
-and ``baselines`` (see ``clothparse.bench.baselines``).
+``post_model_share``, ``peak_rss_mb``, ``peak_gpu_mb``; "skipped" with ``reason`` (does
+not apply here, or a missing optional dependency: what to install); or "failed" with
+``error`` and ``traceback``: a crash, which makes ``cpt bench`` exit non-zero) and
+``baselines`` (see ``clothparse.bench.baselines``; a crashed one is "failed" too).
 """
 
 from __future__ import annotations
@@ -20,10 +22,14 @@ from pathlib import Path
 from typing import Any
 
 from clothparse.errors import DataError
+from clothparse.parse.pipeline import STAGES as PIPELINE_STAGES
 
-STAGES = ("decode", "preprocess", "clothing_model", "body_model", "superpixels", "fusion", "encode")
+#: Stages of a bench row, in pipeline order: the parse pipeline's stages (their one home is
+#: ``clothparse.parse.pipeline.STAGES``) with ``preprocess`` after ``decode``. Preprocessing
+#: is timed alone and is also inside ``clothing_model``.
+STAGES: tuple[str, ...] = (PIPELINE_STAGES[0], "preprocess", *PIPELINE_STAGES[1:])
 #: Stages drawn in the stacked bar (preprocess is inside clothing_model, so it is not stacked).
-PLOT_STAGES = ("decode", "clothing_model", "body_model", "superpixels", "fusion", "encode")
+PLOT_STAGES: tuple[str, ...] = PIPELINE_STAGES
 REQUIRED_KEYS = ("format", "machine", "versions", "settings", "rows", "baselines")
 
 
@@ -128,10 +134,15 @@ def to_markdown(report: dict[str, Any]) -> str:
         for b in report["baselines"]:
             if b.get("status") == "ok":
                 lines.append(f"| {b['name']} | {b['size']} | {b['ours']} | {b['ours_ms']:.1f} | {b['theirs']} | {b['theirs_ms']:.1f} | {b['ratio']:.2f}× |")
+            elif b.get("status") == "failed":
+                lines.append(f"| {b['name']} | {b['size']} | FAILED: {b.get('error', '')} | | | | |")
             else:
                 lines.append(f"| {b['name']} | {b['size']} | skipped: {b.get('reason', '')} | | | | |")
         lines.append("")
-    skipped = [r for r in report["rows"] if r.get("status") != "ok"]
+    failed = [r for r in report["rows"] if r.get("status") == "failed"]
+    if failed:
+        lines += ["FAILED (crashed; the traceback is in bench.json):", *[f"- {r['name']}: {r.get('error', '')}" for r in failed], ""]
+    skipped = [r for r in report["rows"] if r.get("status") not in ("ok", "failed")]
     if skipped:
         lines += ["Skipped:", *[f"- {r['name']}: {r.get('reason', '')}" for r in skipped], ""]
     if report.get("notes"):
@@ -210,6 +221,7 @@ def compare(new: dict[str, Any], old: dict[str, Any]) -> tuple[list[CompareRow],
 def print_tables(report: dict[str, Any], comparison: list[CompareRow] | None = None, console: Any = None) -> None:
     """The grid (and comparison) as rich tables; numbers are never cut, long names fold."""
     from rich.console import Console
+    from rich.markup import escape
     from rich.table import Table
 
     if console is None:
@@ -248,7 +260,9 @@ def print_tables(report: dict[str, Any], comparison: list[CompareRow] | None = N
                 t.add_row(head, *(cells[n][j] for n in names[i : i + 3]))
             console.print(t)
     for r in report["rows"]:
-        if r.get("status") != "ok":
+        if r.get("status") == "failed":
+            console.print(f"[bold red]FAILED[/] {escape(r['name'])}: {escape(str(r.get('error', '')))}", soft_wrap=True, highlight=False)
+        elif r.get("status") != "ok":
             console.print(f"[yellow]skipped[/] {r['name']}: {r.get('reason', '')}", soft_wrap=True)
     if report["baselines"]:
         b = Table(title="baselines (same run): theirs / ours")
@@ -258,6 +272,8 @@ def print_tables(report: dict[str, Any], comparison: list[CompareRow] | None = N
         for row in report["baselines"]:
             if row.get("status") == "ok":
                 b.add_row(row["name"], row["size"], f"{row['ours_ms']:.1f}", f"{row['theirs_ms']:.1f}", f"{row['ratio']:.2f}×")
+            elif row.get("status") == "failed":
+                b.add_row(f"{escape(row['name'])} [bold red](FAILED: {escape(str(row.get('error', '')))})[/]", row["size"], "", "", "")
             else:
                 b.add_row(f"{row['name']} [yellow](skipped: {row.get('reason', '')})[/]", row["size"], "", "", "")
         console.print(b)

@@ -2,7 +2,7 @@
 
 Sizes 600x400 and 1024x768 (width x height) of a real photo (scikit-image's ``coffee``,
 resized), ~900 segments, the seed's compactness 20 and sigma 2 (fast-slic has no sigma; it
-runs with its own compactness default, as the peer anchor in ANCHORS.md). Each timing is the
+runs with its own compactness default). Each timing is the
 median (and min) of ``--repeat`` runs after one warm-up run; the native and fast-slic runs
 alternate so that a slow spell of a shared machine hits them alike.
 
@@ -22,8 +22,11 @@ from typing import Any
 
 import numpy as np
 
+from clothparse.parse.superpixels import SlicParams
+
 SIZES = ((600, 400), (1024, 768))  # (width, height)
-N_SEGMENTS = 900
+#: The seed's SLIC settings, from their one home.
+SEED = SlicParams()
 
 
 def test_image(width: int, height: int) -> np.ndarray:
@@ -116,30 +119,27 @@ def segmenters(
 
     out: dict[str, Callable[[np.ndarray], object]] = {
         "skimage": lambda im: sk_slic(
-            im, n_segments=N_SEGMENTS, compactness=20.0, sigma=2.0, start_label=0, channel_axis=-1
+            im, n_segments=SEED.n_segments, compactness=SEED.compactness, sigma=SEED.sigma,
+            start_label=0, channel_axis=-1,
         ),
     }
     if slic_native.available():
-        out[native_name(threads)] = lambda im: slic_native.slic(
-            im, N_SEGMENTS, 20.0, 2.0, num_threads=threads
-        )
+        out[native_name(threads)] = lambda im: slic_native.slic(im, num_threads=threads)
         # num_threads=0: what the parse pipeline uses (the OpenMP default thread count).
-        out["native (auto threads)"] = lambda im: slic_native.slic(im, N_SEGMENTS, 20.0, 2.0)
+        out["native (auto threads)"] = lambda im: slic_native.slic(im)
         if threads != 1:
-            out[native_name(1)] = lambda im: slic_native.slic(
-                im, N_SEGMENTS, 20.0, 2.0, num_threads=1
-            )
+            out[native_name(1)] = lambda im: slic_native.slic(im, num_threads=1)
     if other_build is not None:
         other = load_other_build(other_build)
         out[f"native, other build ({threads} thread{'s' if threads != 1 else ''})"] = (
-            lambda im: other.slic(im, N_SEGMENTS, 20.0, 2.0, num_threads=threads)
+            lambda im: other.slic(im, SEED.n_segments, SEED.compactness, SEED.sigma, num_threads=threads)
         )
     try:
         from fast_slic.avx2 import SlicAvx2
     except ImportError:
         pass
     else:
-        engine = SlicAvx2(num_components=N_SEGMENTS, num_threads=threads)
+        engine = SlicAvx2(num_components=SEED.n_segments, num_threads=threads)
         out["fast-slic avx2"] = lambda im: engine.iterate(im)
     return out
 
@@ -230,7 +230,7 @@ def main(argv: list[str] | None = None) -> None:
 
         with atomic_open(args.json, "w") as fh:
             json.dump(
-                {"n_segments": N_SEGMENTS, "threads": args.threads, "rows": rows}, fh, indent=2
+                {"n_segments": SEED.n_segments, "threads": args.threads, "rows": rows}, fh, indent=2
             )
 
 

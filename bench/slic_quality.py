@@ -27,10 +27,12 @@ from typing import Any
 import numpy as np
 from scipy import ndimage
 
+from clothparse.parse.superpixels import SlicParams
+
 Segmenter = Callable[[np.ndarray], np.ndarray]
 
-#: The seed's SLIC settings.
-SEED_SETTINGS = {"n_segments": 900, "compactness": 20.0, "sigma": 2.0}  # used by backends()
+#: The seed's SLIC settings (``SlicParams``' defaults), used by ``backends()``.
+SEED = SlicParams()
 
 
 def boundaries(labels: np.ndarray) -> np.ndarray:
@@ -116,13 +118,13 @@ def synthetic_images(
 def photo_images() -> Iterator[tuple[str, np.ndarray, np.ndarray]]:
     """(name, RGB uint8 [H, W, 3], proxy regions int [H, W]) for the bundled sample photos."""
     import matplotlib.cbook as cbook
-    from PIL import Image
     from skimage import data
     from skimage.segmentation import felzenszwalb
 
+    from clothparse.io.images import read_rgb
+
     path = cbook.get_sample_data("grace_hopper.jpg", asfileobj=False)
-    with Image.open(str(path)) as pil:
-        hopper = np.asarray(pil.convert("RGB"))
+    hopper = read_rgb(path)
     photos = {
         "grace_hopper": hopper,
         "astronaut": data.astronaut(),
@@ -142,11 +144,12 @@ def backends() -> dict[str, Segmenter]:
 
     out: dict[str, Segmenter] = {
         "skimage": lambda im: sk_slic(
-            im, n_segments=900, compactness=20.0, sigma=2.0, start_label=0, channel_axis=-1
+            im, n_segments=SEED.n_segments, compactness=SEED.compactness, sigma=SEED.sigma,
+            start_label=0, channel_axis=-1,
         ),
     }
     if slic_native.available():
-        out["native"] = lambda im: slic_native.slic(im, 900, 20.0, 2.0)
+        out["native"] = lambda im: slic_native.slic(im)
     return out
 
 
@@ -207,7 +210,7 @@ def main(argv: list[str] | None = None) -> None:
         with atomic_open(args.json, "w") as fh:
             json.dump(
                 {
-                    "settings": SEED_SETTINGS,
+                    "settings": asdict(SEED),
                     "synthetic": synth,
                     "photos": photos,
                     "mean_synthetic": summary(synth),

@@ -6,15 +6,22 @@ input preparation, timed alone: the model stage includes it too), clothing model
 model, superpixels, fusion (from ``ParseResult.timings``), encoding outputs
 (``clothparse.parse.outputs.encode_result``: RLE, polygons, PNG label map and overlay),
 and end to end (decode + parse + encode of the whole batch, one clock). Per-image stage
-times are in ms; ``end_to_end`` is per batch. Cells that cannot run are kept as rows
-with ``status: "skipped"`` and the reason. The body model always runs in PyTorch.
+times are in ms; ``end_to_end`` is per batch. The body model always runs in PyTorch.
+
+Every cell of the grid is a row. A cell that does not apply here (int8 on the torch engine,
+fp16 autocast without CUDA, an export size that is not a multiple of 32, --model of another
+kind) or whose optional dependency is missing (TensorRT, the native SLIC) is kept with
+``status: "skipped"`` and a reason that says what to install. Any other exception is a
+crash: the row has ``status: "failed"``, the one-line ``error`` and the ``traceback``, the
+grid goes on, and ``cpt bench`` exits non-zero after writing the report.
 """
 
 from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Callable, Iterator
+import traceback
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import Any
@@ -29,14 +36,13 @@ from clothparse.bench.models import (
     random_model,
     trt_available,
 )
+from clothparse.bench.report import STAGES
 
 from clothparse.errors import ConfigError
 
 ENGINES = ("torch", "onnx", "trt")
 PRECISIONS = ("fp32", "fp16", "int8")
 SUPERPIXELS = ("auto", "skimage", "native")
-#: Stages of a row, in pipeline order (``preprocess`` is part of ``clothing_model``).
-STAGES = ("decode", "preprocess", "clothing_model", "body_model", "superpixels", "fusion", "encode")
 REPORT_FORMAT = "clothparse-bench/1"
 
 
@@ -117,8 +123,40 @@ class _Skip(Exception):
     """A cell that cannot run on this machine; the message is the reason."""
 
 
+#: What to install for an optional module a cell imports (the top-level module name).
+INSTALL_HINTS = {
+    "tensorrt": "pip install 'clothparse[trt]' (needs an NVIDIA GPU)",
+    "fast_slic": "pip install cython wheel setuptools && pip install --no-build-isolation fast-slic",
+}
+
+
 def _one_line(exc: BaseException) -> str:
     return " ".join(f"{type(exc).__name__}: {exc}".split())[:300] if not isinstance(exc, _Skip) else str(exc)
+
+
+def missing_dependency(exc: BaseException) -> str | None:
+    """The skip reason when ``exc`` is a missing optional dependency (saying what to install),
+    else None: every other exception is a failure of the cell."""
+    from clothparse.errors import DependencyError
+
+    if isinstance(exc, DependencyError):
+        return " ".join(str(exc).split())
+    if isinstance(exc, ModuleNotFoundError) and exc.name:
+        top = exc.name.split(".")[0]
+        if top != "clothparse":  # a missing clothparse module is a broken install, not an option
+            return f"{exc.name} is not installed ({INSTALL_HINTS.get(top, f'pip install {top}')})"
+    return None
+
+
+def failed_row(row: dict[str, Any], exc: BaseException) -> dict[str, Any]:
+    """``row`` marked failed, with the one-line error and the traceback of ``exc``."""
+    tb = "".join(traceback.format_exception(type(exc), exc, exc.__traceback__))
+    return {**row, "status": "failed", "error": _one_line(exc), "traceback": tb}
+
+
+def failures(report: dict[str, Any]) -> list[dict[str, Any]]:
+    """Rows and baselines of ``report`` whose status is ``failed``."""
+    return [r for r in (*report["rows"], *report["baselines"]) if r.get("status") == "failed"]
 
 
 class Suite:
@@ -302,17 +340,23 @@ class Suite:
 
         self.log(f"{cell.name} ...")
         try:
-            with _skip_errors():
-                backend = get_backend(cell.superpixels)
-                if cell.superpixels == "native" and backend.name != "native":
-                    raise _Skip("the native SLIC is not built")
-                clothing = self.clothing_engine(cell, [b.rgb for b in images])
-                parser = Parser(clothing, body, backend)
-                row, result = self.run_cell(cell, images, parser)
-                return row, result, parser
+            backend = get_backend(cell.superpixels)
+            if cell.superpixels == "native" and backend.name != "native":
+                raise _Skip("the native SLIC is not built")
+            clothing = self.clothing_engine(cell, [b.rgb for b in images])
+            parser = Parser(clothing, body, backend)
+            row, result = self.run_cell(cell, images, parser)
+            return row, result, parser
         except _Skip as exc:
-            self.log(f"  skipped: {exc}")
-            return cell.row(status="skipped", reason=str(exc)), None, None
+            reason = str(exc)
+        except Exception as exc:
+            missing = missing_dependency(exc)
+            if missing is None:
+                self.log(f"  FAILED: {_one_line(exc)}")
+                return failed_row(cell.row(), exc), None, None
+            reason = missing
+        self.log(f"  skipped: {reason}")
+        return cell.row(status="skipped", reason=reason), None, None
 
     def _baselines(self, h: int, w: int, first_ok: tuple[Any, Any] | None) -> list[dict[str, Any]]:
         from clothparse.bench.baselines import run_baselines, skipped
@@ -327,8 +371,9 @@ class Suite:
                 images[0].rgb, result.clothing, result.body, parser.superpixels, parser.slic, parser.params,
                 self.cfg.warmup, self.cfg.repeat, max(1, min(self.cfg.repeat, self.cfg.seed_repeat)),
             )
-        except Exception as exc:  # a failed baseline must not lose the grid
-            return [skipped("baselines", f"{h}x{w}", _one_line(exc))]
+        except Exception as exc:  # a crashed baseline must not lose the grid, but it is a failure
+            self.log(f"  baselines FAILED: {_one_line(exc)}")
+            return [failed_row({"name": "baselines", "size": f"{h}x{w}"}, exc)]
 
     def _settings(self, sources: list[str]) -> dict[str, Any]:
         c = self.cfg
@@ -340,19 +385,6 @@ class Suite:
             "images": sources, "warmup": c.warmup, "repeat": c.repeat, "seed_repeat": c.seed_repeat,
             "device": str(self.device), "baselines": c.baselines,
         }
-
-
-@contextlib.contextmanager
-def _skip_errors() -> Iterator[None]:
-    """Turn a missing dependency, a failed export or an engine error into a skipped row."""
-    from clothparse.errors import CptError
-
-    try:
-        yield
-    except _Skip:
-        raise
-    except (CptError, ImportError, RuntimeError, ValueError, OSError) as exc:
-        raise _Skip(_one_line(exc)) from exc
 
 
 def run_suite(cfg: SuiteConfig, log: Callable[[str], None] = print) -> dict[str, Any]:

@@ -30,8 +30,6 @@ class ModelConfig:
     backbone: str = "resnet101"
     #: Class names without background, in label order (label i + 1 = class_names[i]).
     class_names: list[str] = field(default_factory=lambda: list(MODANET_CLASSES))
-    #: Feature strides of the FPN levels P2-P6 (the seed's BACKBONE_STRIDES).
-    strides: list[int] = field(default_factory=lambda: [4, 8, 16, 32, 64])
     min_size: int = 800
     max_size: int = 1024
     #: Detections below this score are dropped (seed DETECTION_MIN_CONFIDENCE).
@@ -78,8 +76,6 @@ class ModelConfig:
             raise ConfigError(f"unknown backbone {self.backbone!r}; choose from {', '.join(BACKBONES)}")
         if not self.class_names:
             raise ConfigError("class_names must not be empty")
-        if len(self.strides) != 5 or any(s <= 0 for s in self.strides):
-            raise ConfigError(f"strides must be five positive ints, got {self.strides}")
         if not 0 < self.min_size <= self.max_size:
             raise ConfigError(f"need 0 < min_size <= max_size, got {self.min_size}/{self.max_size}")
         if len(self.anchor_sizes) != 5 or any(a <= 0 for a in self.anchor_sizes):
@@ -133,11 +129,18 @@ class ModelConfig:
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> ModelConfig:
+        # Checkpoints written before ``strides`` was removed (it was validated but never
+        # used: torchvision's FPN fixes the strides) still carry it; drop it so they load.
+        d = {k: v for k, v in d.items() if k not in _REMOVED_MODEL_KEYS}
         known = {f.name for f in dataclasses.fields(cls)}
         unknown = set(d) - known
         if unknown:
             raise ConfigError(f"unknown model config keys: {sorted(unknown)}")
         return cls(**d).validate()
+
+
+#: ``ModelConfig`` fields that old checkpoint metadata may hold and ``from_dict`` ignores.
+_REMOVED_MODEL_KEYS = frozenset({"strides"})
 
 
 @dataclass

@@ -62,14 +62,26 @@ static PlanesOut lab_planes(ImageIn image, double sigma, int num_threads) {
 
 NB_MODULE(_slic, m) {
     m.doc() = "Native SLIC superpixels (C++17, OpenMP); see clothparse.parse.slic_native.";
-    m.def("slic", &slic, nb::arg("image"), nb::arg("n_segments"), nb::arg("compactness"),
-          nb::arg("sigma"), nb::arg("enforce_connectivity") = true,
-          nb::arg("min_size_factor") = 0.5, nb::arg("max_size_factor") = 3.0,
-          nb::arg("max_iter") = 10, nb::arg("num_threads") = 0,
+    const cs::Params d{};
+    m.def("slic", &slic, nb::arg("image"), nb::arg("n_segments") = d.n_segments,
+          nb::arg("compactness") = d.compactness, nb::arg("sigma") = d.sigma,
+          nb::arg("enforce_connectivity") = d.enforce_connectivity,
+          nb::arg("min_size_factor") = d.min_size_factor, nb::arg("max_size_factor") = d.max_size_factor,
+          nb::arg("max_iter") = d.max_iter, nb::arg("num_threads") = d.num_threads,
           "Label an RGB uint8 [H, W, 3] C-contiguous image; returns int32 [H, W] labels "
           "0..S-1. Releases the GIL.");
     m.def("lab_planes", &lab_planes, nb::arg("image"), nb::arg("sigma"), nb::arg("num_threads") = 0,
           "float32 [3, H, W] L, a, b planes of the stretched, optionally blurred image.");
+    nb::dict defaults;
+    defaults["n_segments"] = d.n_segments;
+    defaults["compactness"] = d.compactness;
+    defaults["sigma"] = d.sigma;
+    defaults["enforce_connectivity"] = d.enforce_connectivity;
+    defaults["min_size_factor"] = d.min_size_factor;
+    defaults["max_size_factor"] = d.max_size_factor;
+    defaults["max_iter"] = d.max_iter;
+    defaults["num_threads"] = d.num_threads;
+    m.attr("DEFAULT_PARAMS") = defaults;
     m.def("default_threads", &cs::default_threads,
           "Threads used when num_threads is 0 (the OpenMP default: all cores or OMP_NUM_THREADS).");
 }

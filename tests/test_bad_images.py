@@ -15,9 +15,9 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from clothparse.cli.app import app
-from clothparse.cli.errors import EXIT_PARTIAL
+from clothparse.cli.errors import EXIT_ERROR, EXIT_INTERNAL, EXIT_PARTIAL, EXIT_USAGE
 from clothparse.errors import DataError
-from clothparse.io.images import read_rgb
+from clothparse.io.images import decode_rgb, read_rgb
 
 runner = CliRunner()
 
@@ -73,15 +73,20 @@ def make_zoo(d: Path) -> dict[str, Path]:
     full.unlink()
     z["text"] = d / "notes.jpg"
     z["text"].write_text("this is not a photo\n")
+    # Valid photos below 8 px on a side: photos like any other (the model resizes them).
     z["tiny"] = d / "tiny.png"
-    Image.fromarray(q[:4, :4]).save(z["tiny"])
+    Image.fromarray(q[:1, :1]).save(z["tiny"])
+    z["tiny75"] = d / "tiny75.jpg"
+    Image.fromarray(q[:5, :7]).save(z["tiny75"], quality=95)
     z["huge"] = d / "huge.png"
     _huge_png(z["huge"])
     return z
 
 
-BAD = {"empty": "empty", "truncated": "truncated", "text": "not an image", "tiny": "too small", "huge": "too large"}
-GOOD = ("cmyk", "gray16", "rgba", "gray", "exif6")
+BAD = {"empty": "empty", "truncated": "truncated", "text": "not an image", "huge": "too large"}
+#: (height, width) of each valid photo after EXIF orientation.
+GOOD = {"cmyk": (64, 96), "gray16": (64, 96), "rgba": (64, 96), "gray": (64, 96), "exif6": (96, 64),
+        "tiny": (1, 1), "tiny75": (5, 7)}
 
 
 @pytest.fixture()
@@ -110,6 +115,24 @@ def test_valid_awkward_images_decode_correctly(zoo: dict[str, Path]) -> None:
     # so the stored bottom-left quadrant ends up top-left.
     assert rot.shape == (96, 64, 3)
     assert _close(rot[5, 5], BL) and _close(rot[5, 60], TL) and _close(rot[90, 60], TR) and _close(rot[90, 5], BR)
+    tiny = read_rgb(zoo["tiny"])
+    assert tiny.shape == (1, 1, 3) and tiny.dtype == np.uint8 and _close(tiny[0, 0], TL, 0)
+    assert read_rgb(zoo["tiny75"]).shape == (5, 7, 3)
+
+
+@pytest.mark.parametrize("kind", sorted(GOOD))
+def test_bytes_and_files_decode_the_same(zoo: dict[str, Path], kind: str) -> None:
+    got = decode_rgb(zoo[kind].read_bytes(), zoo[kind].name)
+    assert got.shape[:2] == GOOD[kind] and np.array_equal(got, read_rgb(zoo[kind]))
+
+
+@pytest.mark.parametrize("kind", sorted(BAD))
+def test_bytes_get_the_same_checks_as_files(zoo: dict[str, Path], kind: str) -> None:
+    """One decoder: bytes are refused for the same reasons as files (the size/bomb checks too)."""
+    with pytest.raises(DataError) as info:
+        decode_rgb(zoo[kind].read_bytes(), "photo.jpg")
+    msg = str(info.value)
+    assert msg.startswith("photo.jpg: ") and BAD[kind] in msg and "\n" not in msg
 
 
 @pytest.mark.parametrize("kind", sorted(BAD))
@@ -154,7 +177,7 @@ def test_batch_goes_on_past_bad_images(models, zoo: dict[str, Path], tmp_path: P
     for kind in GOOD:
         rec = json.loads((out / f"{kind}.json").read_text())
         assert (out / f"{kind}_labels.png").is_file() and (out / f"{kind}_overlay.png").is_file()
-        expected = (96, 64) if kind == "exif6" else (64, 96)  # (height, width)
+        expected = GOOD[kind]  # (height, width)
         assert (rec["image"]["height"], rec["image"]["width"]) == expected
         assert Image.open(out / f"{kind}_labels.png").size == expected[::-1]
     assert not [p for p in out.iterdir() if p.name.endswith(".tmp")]
@@ -194,3 +217,56 @@ def test_no_partial_outputs_when_writing_fails(models, zoo: dict[str, Path], tmp
     assert not list(out.glob("gray*"))
     assert sorted(p.name for p in out.glob("rgba*")) == ["rgba.json", "rgba_labels.png", "rgba_overlay.png"]
     assert not [p for p in out.iterdir() if p.name.startswith(".")]
+
+
+def test_unexpected_error_is_one_internal_error(models, zoo: dict[str, Path], tmp_path: Path,
+                                                monkeypatch: pytest.MonkeyPatch) -> None:
+    """A bug (here: a TypeError in every parse) is not N failed photos: the batch stops at the
+    first one and prints one `internal error` line saying how to see the traceback."""
+    from clothparse.parse.pipeline import Parser
+
+    calls: list[int] = []
+
+    def broken_parse(self, image, decode_s=0.0):
+        calls.append(1)
+        raise TypeError("unsupported operand type(s) for +: 'NoneType' and 'int'")
+
+    monkeypatch.setattr(Parser, "parse", broken_parse)
+    inputs = [str(zoo[k]) for k in GOOD]
+    res = _parse(models, inputs, tmp_path / "out")
+    assert res.exit_code == EXIT_INTERNAL, res.output
+    assert len({0, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERNAL}) == 5 and EXIT_USAGE == 2  # Click's code
+    lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
+    assert len(lines) == 1, res.stderr
+    assert lines[0].startswith("internal error: TypeError: unsupported operand") and "CPT_DEBUG=1" in lines[0]
+    assert len(calls) == 1 and len(inputs) > 1  # stopped at the first photo
+    assert "Traceback" not in res.output
+    monkeypatch.setenv("CPT_DEBUG", "1")
+    res = _parse(models, inputs, tmp_path / "out2")
+    assert res.exit_code == EXIT_INTERNAL and "Traceback" in res.stderr and "broken_parse" in res.stderr
+    assert res.stderr.count("internal error: ") == 1
+
+
+def test_expected_errors_stay_one_line_each(models, zoo: dict[str, Path], tmp_path: Path,
+                                            monkeypatch: pytest.MonkeyPatch) -> None:
+    """A CptError raised while parsing is the photo's problem: one `error:` line per photo, the batch goes on."""
+    from clothparse.errors import ModelError
+    from clothparse.parse.pipeline import Parser
+
+    real = Parser.parse
+    calls: list[int] = []
+
+    def picky_parse(self, image, decode_s=0.0):
+        calls.append(1)
+        if len(calls) <= 2:
+            raise ModelError("the engine refused this photo")
+        return real(self, image, decode_s=decode_s)
+
+    monkeypatch.setattr(Parser, "parse", picky_parse)
+    inputs = [str(zoo[k]) for k in GOOD]
+    assert len(inputs) > 2
+    res = _parse(models, inputs, tmp_path / "out")
+    assert res.exit_code == EXIT_PARTIAL, res.output
+    assert "internal error" not in res.output and len(calls) == len(inputs)
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+    assert errors == [f"error: {p}: the engine refused this photo" for p in inputs[:2]], res.stderr

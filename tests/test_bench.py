@@ -175,3 +175,53 @@ def test_gpu_check_dry_run_exercises_cpu_paths(tmp_path: Path) -> None:
     assert fusion["identical"] is True and set(fusion["mismatches"]) >= {"coverage", "label_map", "stats"}
     md = (tmp_path / "gpu_check.md").read_text()
     assert "TensorRT is not installed" in md or "TensorRT is installed" in md
+
+
+def test_crashing_engine_fails_the_run(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """An engine that raises is a failed row (error + traceback in the report) and a non-zero
+    exit, not a skip; the other cells of the grid still run and the reports are written."""
+    from clothparse.bench import suite
+
+    from clothparse.cli.errors import EXIT_PARTIAL
+
+    real = suite.Suite.clothing_engine
+
+    def clothing_engine(self, cell, calib):
+        engine = real(self, cell, calib)
+        if cell.superpixels == "auto":  # the sp=skimage cell keeps the real engine
+            def crash(*args, **kwargs):
+                raise RuntimeError("engine exploded: illegal memory access")
+
+            monkeypatch.setattr(engine, "infer", crash)
+        return engine
+
+    monkeypatch.setattr(suite.Suite, "clothing_engine", clothing_engine)
+    out = tmp_path / "b"
+    args = [a for a in TINY if a not in ("--superpixels", "skimage")]
+    res = CliRunner().invoke(app, [*args, "--engines", "torch", "--superpixels", "skimage,auto", "--no-baselines", "--out", str(out)])
+    assert res.exit_code == EXIT_PARTIAL and res.exit_code != 0, res.output
+    data = json.loads((out / "bench.json").read_text())
+    by = {r["name"]: r for r in data["rows"]}
+    assert by["torch fp32 128x128 b1 sp=skimage"]["status"] == "ok"
+    bad = by["torch fp32 128x128 b1 sp=auto"]
+    assert bad["status"] == "failed" and "engine exploded" in bad["error"] and "RuntimeError" in bad["error"]
+    assert "Traceback" in bad["traceback"] and "crash" in bad["traceback"]
+    assert "error: torch fp32 128x128 b1 sp=auto: RuntimeError: engine exploded" in res.stderr
+    assert "FAILED" in (out / "bench.md").read_text() and "skipped" not in json.dumps(bad)
+
+
+def test_missing_optional_dependency_is_a_skip_that_says_what_to_install(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from clothparse.bench import suite
+
+    def clothing_engine(self, cell, calib):
+        raise ModuleNotFoundError("No module named 'tensorrt'", name="tensorrt")
+
+    monkeypatch.setattr(suite.Suite, "clothing_engine", clothing_engine)
+    out = tmp_path / "b"
+    res = CliRunner().invoke(app, [*TINY, "--engines", "torch", "--no-baselines", "--out", str(out)])
+    assert res.exit_code == 0, res.output
+    row = json.loads((out / "bench.json").read_text())["rows"][0]
+    assert row["status"] == "skipped" and "tensorrt is not installed" in row["reason"] and "pip install" in row["reason"]
+    # A clothparse module that does not import is a broken install: a failure, not a skip.
+    assert suite.missing_dependency(ModuleNotFoundError("x", name="clothparse.engines.nope")) is None
+    assert suite.missing_dependency(RuntimeError("boom")) is None

@@ -101,6 +101,9 @@ def test_parse_folder_and_glob(models, photos: Path, tmp_path: Path) -> None:
     assert {r["image_id"] for r in results} <= {1, 2, 3} and results
     assert all(len(r["bbox"]) == 4 and r["segmentation"]["counts"] for r in results)
     assert "parsed" in res.output and "all" in res.output  # the summary table
+    # No --ann: the ids are positions, and the command says so once, on stderr.
+    warnings = [ln for ln in res.stderr.splitlines() if "image ids are positions" in ln]
+    assert len(warnings) == 1 and str(out / "results_coco.json") in warnings[0] and "--ann" in warnings[0], res.stderr
 
 
 def test_results_are_accepted_by_eval(models, photos: Path, tmp_path: Path) -> None:
@@ -132,6 +135,7 @@ def test_results_are_accepted_by_eval(models, photos: Path, tmp_path: Path) -> N
     out = tmp_path / "out"
     res = _run([str(photos / "folder"), *_args(models, out, "--ann", str(ann))])
     assert res.exit_code == 0, res.output
+    assert "image ids are positions" not in res.output  # --ann given: the ids are the file's
     results_path = out / "results_coco.json"
     kept, other = load_results(results_path, load_gt(ann))
     assert other == 0 and kept and {r["image_id"] for r in kept} <= {10, 11}

@@ -233,3 +233,46 @@ def test_garbage_values_do_not_crash(tmp_path: Path) -> None:
     assert [a.id for a in idx.annotations_for(1)] == [5]
     assert idx.annotations_for(1)[0].bbox == (0.0, 0.0, 5.0, 5.0)
     assert idx.report.degenerate_annotations == 5
+
+
+@pytest.mark.parametrize(
+    ("drop", "message"),
+    [
+        ("image_id_field", "image #0 has no 'id'"),
+        ("image_height", "image #0 has no 'height'"),
+        ("annotation_id", "annotation #1 has no 'id'"),
+        ("rle_size", "annotation 2: RLE size 4x3 does not match the image size 40x30"),
+    ],
+)
+def test_evaluation_ground_truth_problems_are_one_line_data_errors(
+    tmp_path: Path, drop: str, message: str
+) -> None:
+    from clothparse.evaluate.coco_eval import load_gt
+
+    images = [{"id": 1, "file_name": "a.png", "width": W, "height": H}]
+    anns = [_ann(1, 1, [_rect(0, 0, 5, 5)]), _ann(2, 1, [_rect(5, 5, 9, 9)])]
+    if drop == "image_id_field":
+        del images[0]["id"]
+    elif drop == "image_height":
+        del images[0]["height"]
+    elif drop == "annotation_id":
+        del anns[1]["id"]
+    else:
+        anns[1]["segmentation"] = mask_utils.encode(np.zeros((3, 4), np.uint8, order="F"))
+        anns[1]["segmentation"]["counts"] = anns[1]["segmentation"]["counts"].decode()
+    p = _write(tmp_path, {"images": images, "annotations": anns, "categories": CATS})
+    with pytest.raises(DataError) as exc:
+        load_gt(p)
+    assert str(exc.value) == f"{p}: {message}"
+
+
+def test_evaluation_ground_truth_loads_when_well_formed(tmp_path: Path) -> None:
+    from clothparse.evaluate.coco_eval import gt_mask, load_gt
+
+    images = [{"id": 1, "file_name": "a.png", "width": W, "height": H}]
+    rle = mask_utils.encode(np.asfortranarray(np.pad(np.ones((2, 3), np.uint8), ((0, H - 2), (0, W - 3)))))
+    rle["counts"] = rle["counts"].decode()
+    anns = [_ann(1, 1, [_rect(0, 0, 5, 5)]), _ann(2, 1, rle)]
+    gt = load_gt(_write(tmp_path, {"images": images, "annotations": anns, "categories": CATS}))
+    areas = sorted(a["area"] for a in gt.coco.dataset["annotations"])
+    assert areas == [6.0, 25.0] and gt_mask(gt, 1).sum() == 25 + 6 - 6

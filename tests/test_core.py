@@ -38,7 +38,6 @@ def test_taxonomy_ids_names_palette():
 def test_model_config_defaults_are_the_seed_hyperparameters():
     cfg = ModelConfig()
     assert cfg.backbone == "resnet101"
-    assert cfg.strides == [4, 8, 16, 32, 64]
     assert (cfg.min_size, cfg.max_size) == (800, 1024)
     assert (cfg.score_thresh, cfg.nms_thresh, cfg.rpn_nms_thresh) == (0.9, 0.3, 0.7)
     assert cfg.fc_size == 1024 and cfg.num_classes == 14
@@ -59,6 +58,16 @@ def test_config_round_trip_and_validation():
         ModelConfig.from_dict({"bogus": 1})
     with pytest.raises(ConfigError):
         ModelConfig(min_size=900, max_size=800).validate()
+
+
+def test_old_checkpoint_metadata_with_strides_still_loads():
+    # ``strides`` was a ModelConfig field until it was removed as unused; checkpoints
+    # written before that carry it in their metadata.
+    old = {**ModelConfig.small().to_dict(), "strides": [4, 8, 16, 32, 64]}
+    cfg = ModelConfig.from_dict(old)
+    assert cfg == ModelConfig.small() and "strides" not in cfg.to_dict()
+    ref = json.loads((ROOT / "tests/assets/reference-small/best.json").read_text())["model_config"]
+    assert "strides" in ref and ModelConfig.from_dict(ref).backbone == "small"
 
 
 def test_atomic_write_leaves_nothing_on_failure(tmp_path):

@@ -14,6 +14,7 @@ from pycocotools import mask as mask_utils
 from typer.testing import CliRunner
 
 from clothparse.cli.app import app
+from clothparse.cli.errors import EXIT_PARTIAL
 from clothparse.engines.base import Detections
 from clothparse.engines.torch_engine import TorchEngine
 from clothparse.errors import ConfigError, DataError
@@ -369,7 +370,7 @@ def test_cli_model_end_to_end(tmp_path: Path) -> None:
     r = run_cli(
         "--model", ckpt.parent, "--data", data, "--device", "cpu", "--score-thresh", "0.0", "-q"
     )
-    assert r.exit_code == 2, r.output
+    assert r.exit_code == EXIT_PARTIAL, r.output
     assert "im2.png" in r.stderr
     rep = json.loads((ckpt.parent / "eval_test.json").read_text())
     assert rep["n_images"] == 1 and rep["failed"][0]["image_id"] == 2
@@ -396,7 +397,7 @@ def test_cli_model_end_to_end(tmp_path: Path) -> None:
     export_onnx_model(loaded.model, loaded.class_names, tmp_path / "m.onnx", ExportSpec(score_floor=0.0))
     onnx_rep = tmp_path / "onnx.json"
     r = run_cli("--model", tmp_path / "m.onnx", "--data", data, "--score-thresh", "0.0", "--out", onnx_rep, "-q")
-    assert r.exit_code == 2, r.output  # im2.png is still missing
+    assert r.exit_code == EXIT_PARTIAL, r.output  # im2.png is still missing
     rep3 = json.loads(onnx_rep.read_text())
     assert rep3["engine"] == "onnx" and rep3["precision"] == "fp32" and rep3["n_detections"] == rep["n_detections"]
     assert rep3["segm"]["AP"] == pytest.approx(rep["segm"]["AP"], abs=1e-6)

@@ -15,6 +15,7 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from clothparse.cli.app import app
+from clothparse.cli.errors import EXIT_PARTIAL
 from clothparse.data import lmdb_extract
 from clothparse.data.lmdb_extract import check_image_bytes, extract_images
 from clothparse.errors import DataError
@@ -154,7 +155,7 @@ def test_open_errors(tmp_path: Path) -> None:
 def test_cli_exit_codes(setup: dict[str, Any], tmp_path: Path) -> None:
     args = ["data", "lmdb", str(setup["lmdb"]), str(setup["ann"]), "--out", str(setup["out"])]
     res = runner.invoke(app, args)
-    assert res.exit_code == 2, res.output  # some ids missing / undecodable
+    assert res.exit_code == EXIT_PARTIAL, res.output  # some ids missing / undecodable
     assert "3 extracted" in res.stdout and "1 missing keys" in res.stdout
 
     good = tmp_path / "good.json"

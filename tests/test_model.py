@@ -93,9 +93,29 @@ def test_offline_without_weights_names_the_file(empty_hub: Path) -> None:
     assert (
         "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth" in msg and str(empty_hub / "checkpoints") in msg
     )
-    assert "--weights" in msg and "\n" not in msg
+    # The library serves several commands, so its message names no flag; each command adds its own.
+    assert "--" not in msg and "\n" not in msg
     with pytest.raises(WeightsUnavailableError, match=r"resnet101-63fe2227\.pth"):
         build_model(ModelConfig(backbone="resnet101"), init="imagenet")
+
+
+def test_flag_hint_names_the_calling_commands_option(empty_hub: Path) -> None:
+    with pytest.raises(WeightsUnavailableError) as e, weights.flag_hint("--body-model"):
+        build_model(ModelConfig(backbone="resnet50"), init="coco")
+    msg = str(e.value)
+    assert msg.endswith(", or pass --body-model FILE") and "maskrcnn_resnet50_fpn_coco" in msg
+    assert "--weights" not in msg and "\n" not in msg
+    # The R101 trunk for the COCO hybrid comes from the cache only: the caller's file replaces
+    # the COCO model, not the trunk, so no option is offered for it.
+    coco = empty_hub.parent / "coco.pth"
+    torch.save(build_model(ModelConfig(backbone="resnet50"), init="none").state_dict(), coco)
+    with pytest.raises(WeightsUnavailableError) as e, weights.flag_hint("--weights"):
+        build_model(ModelConfig(backbone="resnet101"), init="coco", weights_path=coco)
+    assert "resnet101-63fe2227.pth" in str(e.value) and "--weights" not in str(e.value)
+    # An explicit file that is missing names the file, with no hint.
+    with pytest.raises(WeightsUnavailableError, match="weights file not found") as e, weights.flag_hint("--weights"):
+        build_model(ModelConfig(backbone="resnet50"), init="coco", weights_path=empty_hub / "nope.pth")
+    assert "--weights" not in str(e.value)
 
 
 def test_coco_init_loads_matching_tensors_and_skips_predictors(

@@ -14,6 +14,7 @@ from hypothesis import strategies as st
 from PIL import Image
 from pycocotools import mask as mask_utils
 
+from clothparse.engines.base import Detections
 from clothparse.engines.torch_engine import TorchEngine
 from clothparse.errors import ConfigError
 from clothparse.parse.batch import (
@@ -25,16 +26,8 @@ from clothparse.parse.batch import (
     output_names,
     run_batch,
 )
-from clothparse.parse.outputs import (
-    OverlayOptions,
-    decode_rle,
-    encode_result,
-    encode_rle,
-    label_png,
-    mask_bbox,
-    mask_polygons,
-    render_overlay,
-)
+from clothparse.parse.mask_codec import decode_rle, encode_rle, mask_bbox, mask_polygons
+from clothparse.parse.outputs import OverlayOptions, encode_result, label_png, render_overlay
 from clothparse.parse.pipeline import STAGES, Parser, SlicParams
 from clothparse.taxonomy import MODANET_CLASSES, PALETTE, palette_flat
 
@@ -312,3 +305,61 @@ def test_run_batch_writes_all_or_nothing(engines, tmp_path: Path) -> None:
     ]
     results = json.loads((out / "results_coco.json").read_text())
     assert {r["image_id"] for r in results} <= {2}
+
+
+class _WholePhotoEngine:
+    """A stand-in detector: one detection whose box and mask cover the whole photo (or none)."""
+
+    def __init__(self, class_names: tuple[str, ...], label: int, empty: bool = False) -> None:
+        self.class_names = class_names
+        self.label = label
+        self.empty = empty
+
+    def infer(self, images: list[np.ndarray]) -> list[Detections]:
+        out = []
+        for im in images:
+            h, w = im.shape[:2]
+            if self.empty:
+                out.append(Detections.empty(self.class_names))
+            else:
+                box = np.array([[0.0, 0.0, w, h]], np.float32)
+                out.append(Detections(box, [0.9], [self.label], np.ones((1, 28, 28), np.float32), self.class_names))
+        return out
+
+
+def _tiny_backends() -> list[str | None]:
+    from clothparse.parse import slic_native
+
+    return [None, "skimage", *(["native"] if slic_native.available() else [])]
+
+
+@pytest.mark.parametrize("backend", _tiny_backends())
+@pytest.mark.parametrize(("h", "w"), [(1, 1), (5, 7), (7, 5), (1, 9)])
+def test_tiny_photos_parse_end_to_end(backend: str | None, h: int, w: int) -> None:
+    """Photos under 8 px a side go through SLIC (default settings: more segments than pixels),
+    fusion and encoding; with no detections, the empty result is a result."""
+    from clothparse.parse.fusion import FusionParams
+    from clothparse.parse.superpixels import get_backend
+
+    image = np.zeros((h, w, 3), np.uint8)
+    image[...] = (40, 60, 210)  # blue: not skin, so nothing vetoes the clothing
+    sp = None if backend is None else get_backend(backend)
+    pants = MODANET_CLASSES.index("pants") + 1
+    parser = Parser(_WholePhotoEngine(MODANET_CLASSES, pants), None, sp, FusionParams(), SlicParams())
+    res = parser.parse(image)
+    assert res.label_map.shape == (h, w) and (res.label_map == pants).all()
+    enc = encode_result(res, image, "tiny.png", OverlayOptions(show_boxes=True, show_superpixels=sp is not None))
+    rec = json.loads(json.dumps(enc.record))
+    assert rec["image"] == {"file": "tiny.png", "width": w, "height": h}
+    assert [it["class"] for it in rec["items"]] == ["pants"] and rec["items"][0]["area"] == h * w
+    assert decode_rle(rec["items"][0]["mask"]).all()
+    np.testing.assert_array_equal(np.asarray(Image.open(io.BytesIO(enc.labels_png))), res.label_map)
+    assert np.asarray(Image.open(io.BytesIO(enc.overlay_png))).shape[:2] >= (h, w)
+    if sp is not None:
+        assert res.sp_labels is not None and res.sp_labels.shape == (h, w)
+
+    empty = Parser(_WholePhotoEngine(MODANET_CLASSES, pants, empty=True), None, sp, FusionParams(), SlicParams())
+    res = empty.parse(image)
+    assert not res.label_map.any()
+    rec = json.loads(json.dumps(encode_result(res, image, "tiny.png").record))
+    assert rec["items"] == [] and rec["image"]["height"] == h

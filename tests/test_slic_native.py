@@ -277,3 +277,18 @@ def test_missing_extension_says_how_to_build(monkeypatch: pytest.MonkeyPatch) ->
     assert not slic_native.available()
     with pytest.raises(DependencyError, match="pip install"):
         slic_native.slic(np.zeros((4, 4, 3), np.uint8))
+
+
+@needs_native
+def test_native_defaults_agree_with_slic_params() -> None:
+    """The C++ core's Params defaults, the binding's and slic_native's are SlicParams' numbers."""
+    import dataclasses
+    import importlib
+    import inspect
+
+    from clothparse.parse.superpixels import SlicParams
+
+    native = importlib.import_module("clothparse._slic").DEFAULT_PARAMS
+    assert {k: native[k] for k in ("n_segments", "compactness", "sigma")} == dataclasses.asdict(SlicParams())
+    params = inspect.signature(slic_native.slic).parameters
+    assert {k: params[k].default for k in native} == native

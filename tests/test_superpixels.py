@@ -53,10 +53,82 @@ def test_bad_images_raise_data_error(bad: np.ndarray) -> None:
         sp.SkimageSlic().segment(bad)
 
 
-@pytest.mark.parametrize("kw", [{"n_segments": 0}, {"compactness": 0.0}, {"sigma": -1.0}, {"compactness": float("nan")}])
-def test_bad_parameters_raise_config_error(kw: dict[str, float]) -> None:
-    with pytest.raises(ConfigError):
-        sp.SkimageSlic().segment(_photo(8, 8), **kw)  # type: ignore[arg-type]
+BAD_PARAMS = [
+    ({"n_segments": 0}, "n_segments must be >= 1, got 0"),
+    ({"n_segments": 2.5}, "n_segments must be an integer, got 2.5"),
+    ({"n_segments": True}, "n_segments must be an integer, got True"),
+    ({"compactness": 0.0}, "compactness must be > 0, got 0.0"),
+    ({"compactness": 0.0005}, None),  # fine: any positive compactness
+    ({"compactness": float("nan")}, "compactness must be > 0, got nan"),
+    ({"compactness": "x"}, "compactness must be a number, got 'x'"),
+    ({"sigma": -1.0}, "sigma must be >= 0, got -1.0"),
+    ({"sigma": float("inf")}, "sigma must be >= 0, got inf"),
+]
+
+
+def _entry_points() -> dict[str, object]:
+    """Every way SLIC settings come in; all must answer a bad setting the same way."""
+    out: dict[str, object] = {
+        "SlicParams": lambda **kw: sp.SlicParams(**kw),
+        "skimage backend": lambda **kw: sp.SkimageSlic().segment(_photo(8, 8), **kw),
+    }
+    if slic_native.available():
+        out["native backend"] = lambda **kw: sp.NativeSlic().segment(_photo(8, 8), **kw)
+        out["slic_native.slic"] = lambda **kw: slic_native.slic(_photo(8, 8), **kw)
+    return out
+
+
+@pytest.mark.parametrize("entry", sorted(_entry_points()))
+@pytest.mark.parametrize(("kw", "message"), BAD_PARAMS)
+def test_slic_settings_are_checked_once_for_every_entry_point(
+    entry: str, kw: dict[str, object], message: str | None
+) -> None:
+    call = _entry_points()[entry]
+    if message is None:
+        call(**kw)  # type: ignore[operator]
+        return
+    with pytest.raises(ConfigError) as info:
+        call(**kw)  # type: ignore[operator]
+    assert str(info.value) == message
+
+
+def test_slic_defaults_live_in_slic_params() -> None:
+    import inspect
+
+    from clothparse.cli.cmd_parse import parse
+    from clothparse.parse.pipeline import Parser
+
+    seed = sp.SlicParams()
+    assert (seed.n_segments, seed.compactness, seed.sigma) == (900, 20.0, 2.0)  # the seed's settings
+    assert type(seed.n_segments) is int and type(seed.compactness) is float
+    for fn in (sp.SkimageSlic.segment, sp.NativeSlic.segment, slic_native.slic, parse):
+        params = inspect.signature(fn).parameters
+        got = {k: params[k].default for k in ("n_segments", "compactness", "sigma")}
+        assert got == {"n_segments": 900, "compactness": 20.0, "sigma": 2.0}, fn
+    assert Parser(_FakeEngine()).slic == seed
+
+
+class _FakeEngine:
+    class_names = ("bag",)
+
+
+def test_cli_slic_settings_error_is_one_line(tmp_path) -> None:  # type: ignore[no-untyped-def]
+    from PIL import Image
+    from typer.testing import CliRunner
+
+    from clothparse.cli.app import app
+
+    Image.fromarray(_photo(16, 16)).save(tmp_path / "a.png")
+    for flag, value, message in [
+        ("--n-segments", "0", "n_segments must be >= 1, got 0"),
+        ("--compactness", "0", "compactness must be > 0, got 0.0"),
+        ("--sigma", "-1", "sigma must be >= 0, got -1.0"),
+    ]:
+        r = CliRunner().invoke(
+            app, ["parse", str(tmp_path / "a.png"), "--model", str(tmp_path / "none.safetensors"),
+                  "--out", str(tmp_path / "out"), flag, value],
+        )
+        assert r.exit_code != 0 and message in r.output and r.output.count("\n") == 1, r.output
 
 
 def test_relabel_contiguous() -> None:

@@ -2,7 +2,10 @@
 
 Writes ``bench.json``, ``bench.md`` and ``bench.png`` into ``--out`` and prints rich
 tables; ``--compare OLD.json`` adds the new/old ratio of every configuration present in
-both. Engines that cannot run here are reported as skipped rows with the reason.
+both. A configuration that does not apply here, or whose optional dependency is missing, is
+a skipped row with the reason (what to install). A configuration that crashes is a failed row
+with the error (and its traceback in bench.json): the grid goes on, the reports are written,
+and the command exits 3 (EXIT_PARTIAL).
 """
 
 from __future__ import annotations
@@ -12,7 +15,7 @@ from typing import Annotated
 
 import typer
 
-from clothparse.cli.errors import handle_errors
+from clothparse.cli.errors import EXIT_PARTIAL, handle_errors
 from clothparse.cli.options import BodyModelPath, Device, OutDir
 
 _SP = "Superpixel backends (auto,skimage,native)."
@@ -38,13 +41,14 @@ def bench(
     """Benchmark the parse pipeline stage by stage (decode ... encode) and end to end."""
     with handle_errors():
         from clothparse.bench import report as rep
-        from clothparse.bench.suite import SuiteConfig, parse_list, parse_sizes, run_suite
+        from clothparse.bench.suite import SuiteConfig, failures, parse_list, parse_sizes, run_suite
+        from clothparse.errors import ConfigError
 
         old = rep.load_report(compare) if compare is not None else None
         try:
             batches = [int(b) for b in parse_list(batch)]
         except ValueError:
-            raise typer.BadParameter(f"--batch: expected comma-separated integers, got {batch!r}") from None
+            raise ConfigError(f"--batch: expected comma-separated integers, got {batch!r}") from None
         cfg = SuiteConfig(
             engines=parse_list(engines), precisions=parse_list(precision), sizes=parse_sizes(sizes), batches=batches,
             superpixels=parse_list(superpixels), model=model,
@@ -64,3 +68,10 @@ def bench(
         rep.print_tables(report, comparison)
         for p in paths.values():
             typer.echo(f"wrote {p}")
+        failed = failures(report)
+        for r in failed:
+            where = f"{r['name']} {r['size']}" if "size" in r else r["name"]  # baselines rows carry a size
+            typer.echo(f"error: {where}: {r['error']}", err=True)
+        if failed:
+            typer.echo(f"error: {len(failed)} benchmark configuration(s) failed; tracebacks in {paths['json']}", err=True)
+            raise typer.Exit(EXIT_PARTIAL)

@@ -4,7 +4,10 @@
 
 Per photo NAME: NAME.json, NAME_labels.png (palette label map 0-14), NAME_overlay.png;
 for the batch: results_coco.json (for `cpt eval --results`) and a summary table.
-A bad photo prints one line `error: PATH: problem`; the batch goes on and exits 2.
+A bad photo prints one line `error: PATH: problem`; the batch goes on and exits 3
+(EXIT_PARTIAL; 1 when no photo was parsed). An unexpected exception (a bug) stops the batch
+and prints one `internal error` line (exit 4; CPT_DEBUG=1 for the traceback).
+Without --ann the image ids in results_coco.json are positions in this run, and it says so.
 """
 
 from __future__ import annotations
@@ -50,13 +53,19 @@ UnpredOnly = Annotated[
 ]
 SkipExisting = Annotated[bool, typer.Option("--skip-existing", help="Skip photos whose three outputs already exist.")]
 SpBackend = Annotated[str, typer.Option("--superpixels", help="SLIC backend: auto, skimage or native.")]
-NSegments = Annotated[int, typer.Option("--n-segments", min=1, help="SLIC: about this many superpixels.")]
-Compactness = Annotated[float, typer.Option("--compactness", min=0.001, help="SLIC compactness.")]
-Sigma = Annotated[float, typer.Option("--sigma", min=0.0, help="SLIC Gaussian smoothing sigma.")]
+# Checked (and defaulted) by SlicParams, the one place for both.
+NSegments = Annotated[int, typer.Option("--n-segments", help="SLIC: about this many superpixels (>= 1).")]
+Compactness = Annotated[float, typer.Option("--compactness", help="SLIC compactness (> 0).")]
+Sigma = Annotated[float, typer.Option("--sigma", help="SLIC Gaussian smoothing sigma (>= 0).")]
 AnnOpt = Annotated[
     Path | None,
     typer.Option("--ann", help="COCO annotation JSON whose file_name -> id mapping names images in results_coco.json."),
 ]
+
+POSITIONAL_IDS_WARNING = (
+    "image ids are positions in this run (1..N), not dataset ids, so `cpt eval --results` "
+    "may score the wrong images; pass --ann ANN.json (the COCO file of these photos) to use its ids"
+)
 
 
 def _clothing_engine(path: Path, engine: str | None, device: str, score_thresh: float | None) -> Engine:
@@ -75,7 +84,10 @@ def _body_engine(path: Path | None, engine: str | None, device: str, score_thres
 
         if path is not None and not path.is_file():
             raise DataError("no such weights file", path)
-        model = build_body_model(init="coco", weights_path=path)
+        from clothparse.model.weights import flag_hint
+
+        with flag_hint("--body-model"):
+            model = build_body_model(init="coco", weights_path=path)
         return TorchEngine(model, tuple(body_config().class_names), device, score_thresh=score_thresh)
     from clothparse.engines.loader import engine_kind, open_engine
 
@@ -101,9 +113,9 @@ def parse(
     unpredicted_only: UnpredOnly = False,
     skip_existing: SkipExisting = False,
     superpixels: SpBackend = "auto",
-    n_segments: NSegments = 900,
-    compactness: Compactness = 20.0,
-    sigma: Sigma = 2.0,
+    n_segments: NSegments = SlicParams.n_segments,
+    compactness: Compactness = SlicParams.compactness,
+    sigma: Sigma = SlicParams.sigma,
     ann: AnnOpt = None,
     quiet: Quiet = False,
 ) -> None:
@@ -129,6 +141,8 @@ def parse(
         summary.input_errors = input_errors
         for p in summary.missing_ids:
             print(f"warning: {p}: not in {ann}; left out of results_coco.json", file=sys.stderr)
+        if ann is None:
+            print(f"warning: {summary.results_path}: {POSITIONAL_IDS_WARNING}", file=sys.stderr)
         _print_summary(summary, out)
         if summary.failed:
             raise typer.Exit(EXIT_PARTIAL if summary.count("ok") + summary.count("skipped") else EXIT_ERROR)

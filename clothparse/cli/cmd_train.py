@@ -61,14 +61,16 @@ def train(
 ) -> None:
     """Train Mask R-CNN (SGD, the seed's settings) and write RUN/{best,last}.safetensors+.json and logs."""
     with handle_errors():
+        from clothparse.model.weights import flag_hint
         from clothparse.train.run import TrainOptions, train_folder
 
-        res = train_folder(TrainOptions(
-            data=data, out=out, task=task, backbone=backbone, init=init, weights=weights, epochs=epochs,
-            steps_per_epoch=steps_per_epoch, val_steps=val_steps, batch_size=batch_size, lr=lr,
-            min_size=min_size, max_size=max_size, time_limit=time_limit, resume=resume, device=device,
-            workers=workers, seed=seed, threads=threads, quiet=quiet,
-        ))
+        with flag_hint("--weights"):
+            res = train_folder(TrainOptions(
+                data=data, out=out, task=task, backbone=backbone, init=init, weights=weights, epochs=epochs,
+                steps_per_epoch=steps_per_epoch, val_steps=val_steps, batch_size=batch_size, lr=lr,
+                min_size=min_size, max_size=max_size, time_limit=time_limit, resume=resume, device=device,
+                workers=workers, seed=seed, threads=threads, quiet=quiet,
+            ))
         if not res.is_main:
             return
         m = res.last_metrics

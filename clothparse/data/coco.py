@@ -271,7 +271,7 @@ def _annotation_record(
         x, y, bw, bh = (float(v) for v in box)
     else:  # no box in the file: take the segmentation's
         x, y, bw, bh = (
-            float(v) for v in mask_utils.toBbox(_to_rle(segmentation, img.height, img.width))
+            float(v) for v in mask_utils.toBbox(to_rle(segmentation, img.height, img.width))
         )
     tol = BBOX_TOLERANCE
     if x < -tol or y < -tol or x + bw > img.width + tol or y + bh > img.height + tol:
@@ -366,7 +366,7 @@ def load_coco(
     )
 
 
-def _to_rle(seg: list[list[float]] | Mapping[str, Any], height: int, width: int) -> dict[str, Any]:
+def to_rle(seg: list[list[float]] | Mapping[str, Any], height: int, width: int) -> dict[str, Any]:
     """One compressed RLE for a segmentation (polygons merged; RLE checked against the size)."""
     if isinstance(seg, Mapping):
         h, w = (int(v) for v in seg["size"])
@@ -397,5 +397,5 @@ def annotation_mask(
     Raises DataError when an RLE's ``size`` differs from ``(height, width)``.
     """
     seg = ann.segmentation if isinstance(ann, AnnotationRecord) else ann.get("segmentation", [])
-    rle = _to_rle(seg, height, width)
+    rle = to_rle(seg, height, width)
     return np.asarray(mask_utils.decode(rle), dtype=bool)

@@ -22,6 +22,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
+from clothparse.data.coco import to_rle
 from clothparse.errors import DataError
 
 IOU_TYPES = ("bbox", "segm")
@@ -83,10 +84,16 @@ def sanitize_gt(dataset: dict[str, Any], path: str | Path | None = None) -> tupl
     if not isinstance(dataset.get("categories"), list) or not dataset["categories"]:
         raise DataError("not a COCO instances file (no 'categories' list)", path)
     out = {k: v for k, v in dataset.items() if k != "annotations"}
-    images = {int(im["id"]): im for im in dataset["images"]}
+    images: dict[int, dict[str, Any]] = {}
+    for k, im in enumerate(dataset["images"]):
+        images[_int_field(im, "id", f"image #{k}", path)] = im
+        for key in ("height", "width"):
+            _int_field(im, key, f"image #{k}", path)
     dropped: dict[str, int] = {}
     anns: list[dict[str, Any]] = []
-    for ann in dataset.get("annotations", []):
+    for k, ann in enumerate(dataset.get("annotations", [])):
+        # pycocotools indexes annotations by id: without one it raises a bare KeyError.
+        ann_id = _int_field(ann, "id", f"annotation #{k}", path)
         im = images.get(int(ann.get("image_id", -1)))
         if im is None:
             _bump(dropped, "annotation without image")
@@ -103,21 +110,27 @@ def sanitize_gt(dataset: dict[str, Any], path: str | Path | None = None) -> tupl
             _bump(dropped, "annotation without segmentation")
             continue
         ann.setdefault("iscrowd", 0)
-        if "area" not in ann:
-            rles = _to_rle(seg, int(im["height"]), int(im["width"]))
-            ann["area"] = float(mask_utils.area(rles))
+        if "area" not in ann or isinstance(seg, dict):  # an RLE is checked against its image's size
+            try:
+                rle = to_rle(seg, int(im["height"]), int(im["width"]))
+            except DataError as exc:
+                raise DataError(f"annotation {ann_id}: {exc}", path) from None
+            except (KeyError, TypeError, ValueError):
+                raise DataError(f"annotation {ann_id}: malformed segmentation", path) from None
+            ann.setdefault("area", float(mask_utils.area(rle)))
         anns.append(ann)
     out["annotations"] = anns
     return out, dropped
 
 
-def _to_rle(seg: Any, h: int, w: int) -> dict[str, Any]:
-    """One RLE for a polygon list, an uncompressed RLE or a compressed RLE."""
-    if isinstance(seg, list):
-        return mask_utils.merge(mask_utils.frPyObjects(seg, h, w))
-    if isinstance(seg.get("counts"), list):
-        return mask_utils.frPyObjects(seg, h, w)
-    return seg
+def _int_field(entry: Any, key: str, what: str, path: str | Path | None) -> int:
+    """``entry[key]`` as an int; a one-line DataError naming the file when it is missing or not a number."""
+    if not isinstance(entry, dict) or key not in entry:
+        raise DataError(f"{what} has no '{key}'", path)
+    try:
+        return int(entry[key])
+    except (TypeError, ValueError):
+        raise DataError(f"{what} has a non-integer '{key}' ({entry[key]!r})", path) from None
 
 
 def load_gt(path: str | Path) -> GroundTruth:
@@ -143,7 +156,7 @@ def gt_mask(gt: GroundTruth, image_id: int) -> np.ndarray:
     anns = gt.coco.imgToAnns.get(image_id, [])
     if not anns:
         return np.zeros((h, w), dtype=bool)
-    rle = mask_utils.merge([_to_rle(a["segmentation"], h, w) for a in anns])
+    rle = mask_utils.merge([to_rle(a["segmentation"], h, w) for a in anns])
     return mask_utils.decode(rle).astype(bool)
 
 

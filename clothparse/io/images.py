@@ -1,11 +1,13 @@
 """Robust photo decoding: any common file in, RGB uint8 out, or a one-line DataError.
 
 Handles EXIF orientation, CMYK, palette, grayscale, RGBA (composited on white),
-16-bit and float modes, and rejects empty, truncated, non-image, tiny and huge files.
+16-bit and float modes, and rejects empty, truncated, non-image and huge files (a 1x1
+photo is a photo: the model resizes it). ``read_rgb`` (files) and ``decode_rgb`` (bytes) share one decoder and its checks.
 """
 
 from __future__ import annotations
 
+import io
 import warnings
 from pathlib import Path
 
@@ -14,11 +16,10 @@ from PIL import Image, ImageOps, UnidentifiedImageError
 
 from clothparse.errors import DataError
 
-#: Smallest side we accept; SLIC and the detector need a few pixels to work with.
-MIN_SIDE = 8
 #: Largest pixel count we decode (about 16k x 16k); beyond this we refuse rather than OOM.
 MAX_PIXELS = 268_435_456
 
+#: The one list of photo suffixes (lower case) that folders and globs are searched for.
 IMAGE_SUFFIXES = (".jpg", ".jpeg", ".png", ".bmp", ".webp", ".tif", ".tiff", ".gif")
 
 
@@ -53,49 +54,41 @@ def read_rgb(path: str | Path) -> np.ndarray:
     """Decode an image file to RGB uint8 [H, W, 3] (values 0-255, RGB order).
 
     Raises DataError naming the file for: missing file, zero bytes, not an image,
-    truncated/corrupt data, images smaller than MIN_SIDE or larger than MAX_PIXELS.
+    truncated/corrupt data, images larger than MAX_PIXELS. Any size from 1x1 up is a photo.
     """
     path = Path(path)
     if not path.is_file():
         raise DataError("no such file", path)
     if path.stat().st_size == 0:
         raise DataError("file is empty (0 bytes)", path)
-    try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("error", Image.DecompressionBombWarning)
-            with Image.open(path) as img:
-                w, h = img.size
-                if w * h > MAX_PIXELS:
-                    raise DataError(f"image is too large ({w}x{h} > {MAX_PIXELS} pixels)", path)
-                img.load()
-                arr = to_rgb(img)
-    except DataError:
-        raise
-    except UnidentifiedImageError:
-        raise DataError("not an image file (unrecognised format)", path) from None
-    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
-        raise DataError("image is too large (decompression bomb limit)", path) from None
-    except OSError as exc:
-        raise DataError(f"corrupt or truncated image ({exc})", path) from None
-    except (ValueError, SyntaxError) as exc:
-        raise DataError(f"cannot decode image ({exc})", path) from None
-    h, w = arr.shape[:2]
-    if min(h, w) < MIN_SIDE:
-        raise DataError(f"image is too small ({w}x{h}; each side must be >= {MIN_SIDE})", path)
-    return arr
+    return _decode(path, path)
 
 
 def decode_rgb(data: bytes, name: str = "<bytes>") -> np.ndarray:
-    """Decode encoded image bytes (JPEG/PNG/...) to RGB uint8 [H, W, 3]; DataError on failure."""
-    import io
-
+    """Decode encoded image bytes (JPEG/PNG/...) to RGB uint8 [H, W, 3], with ``read_rgb``'s checks."""
     if not data:
-        raise DataError("empty image data", name)
+        raise DataError("file is empty (0 bytes)", name)
+    return _decode(io.BytesIO(data), name)
+
+
+def _decode(source: Path | io.BytesIO, name: str | Path) -> np.ndarray:
+    """The one decoder: size and decompression-bomb checks, then ``to_rgb``; DataError naming ``name``."""
     try:
-        with Image.open(io.BytesIO(data)) as img:
-            img.load()
-            return to_rgb(img)
+        with warnings.catch_warnings():
+            warnings.simplefilter("error", Image.DecompressionBombWarning)
+            with Image.open(source) as img:
+                w, h = img.size
+                if w * h > MAX_PIXELS:
+                    raise DataError(f"image is too large ({w}x{h} > {MAX_PIXELS} pixels)", name)
+                img.load()
+                return to_rgb(img)
+    except DataError:
+        raise
     except UnidentifiedImageError:
-        raise DataError("not an image (unrecognised format)", name) from None
+        raise DataError("not an image file (unrecognised format)", name) from None
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning):
+        raise DataError("image is too large (decompression bomb limit)", name) from None
     except OSError as exc:
         raise DataError(f"corrupt or truncated image ({exc})", name) from None
+    except (ValueError, SyntaxError) as exc:
+        raise DataError(f"cannot decode image ({exc})", name) from None

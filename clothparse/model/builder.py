@@ -16,7 +16,6 @@ in the config, so a checkpoint's ``model_config`` rebuilds the exact architectur
 
 from __future__ import annotations
 
-from collections import OrderedDict
 from pathlib import Path
 
 import torch
@@ -169,10 +168,3 @@ def build_body_model(init: str = "coco", weights_path: str | Path | None = None)
     ``weights_path``; ``init="none"`` leaves it random (tests only).
     """
     return build_model(body_config(), init=init, weights_path=weights_path).eval()
-
-
-def model_summary(model: nn.Module) -> dict[str, int]:
-    """Parameter counts (total, trainable) for logs."""
-    total = sum(p.numel() for p in model.parameters())
-    trainable = sum(p.numel() for p in model.parameters() if p.requires_grad)
-    return OrderedDict(total=total, trainable=trainable)

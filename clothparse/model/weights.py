@@ -3,8 +3,10 @@
 Files are looked up in the torch hub cache, ``torch.hub.get_dir()/checkpoints/<name>``
 (``<name>`` = last part of the torchvision weights URL, e.g.
 ``maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth``), or taken from an explicit file
-(``--weights``). Nothing is ever downloaded: a missing file raises
-``WeightsUnavailableError`` naming the file and the folder to put it in.
+given by the caller. Nothing is ever downloaded: a missing file raises
+``WeightsUnavailableError`` naming the file and the folder to put it in. The message names
+no command-line flag (this module serves several commands); a CLI command wraps its call in
+``flag_hint("--its-flag")`` so the error says which of its options takes the file.
 
 What each ``init`` loads:
 - ``imagenet``: the torchvision ImageNet ResNet-50/101 classifier weights into the
@@ -24,6 +26,8 @@ Weights are read with safetensors or ``torch.load(weights_only=True)``: no unpic
 from __future__ import annotations
 
 import logging
+from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import torch
@@ -50,10 +54,26 @@ def file_name(url: str) -> str:
     return url.rsplit("/", 1)[-1]
 
 
-def resolve(url: str, weights_path: str | Path | None = None) -> Path:
+class CachedWeightsMissing(WeightsUnavailableError):
+    """The hub cache lacks a weights file that the caller could also have given as a file."""
+
+
+@contextmanager
+def flag_hint(flag: str) -> Iterator[None]:
+    """Add ``, or pass FLAG FILE`` to a ``CachedWeightsMissing`` raised inside: the option of
+    the calling command that takes the weights file (``--weights``, ``--body-model``)."""
+    try:
+        yield
+    except CachedWeightsMissing as exc:
+        raise CachedWeightsMissing(f"{exc}, or pass {flag} FILE") from None
+
+
+def resolve(url: str, weights_path: str | Path | None = None, *, replaceable: bool = True) -> Path:
     """Path of the weights file for ``url``: ``weights_path`` if given, else the hub cache.
 
-    Raises ``WeightsUnavailableError`` (one line: which file, which folder) when absent.
+    Raises ``WeightsUnavailableError`` (one line: which file, which folder) when absent:
+    ``CachedWeightsMissing`` when the cache lacks it and ``replaceable`` (the caller's own
+    weights file could stand in for it, so ``flag_hint`` may name that option).
     """
     if weights_path is not None:
         p = Path(weights_path)
@@ -63,9 +83,10 @@ def resolve(url: str, weights_path: str | Path | None = None) -> Path:
     p = hub_checkpoint_dir() / file_name(url)
     if p.is_file():
         return p
-    raise WeightsUnavailableError(
+    cls = CachedWeightsMissing if replaceable else WeightsUnavailableError
+    raise cls(
         f"pretrained weights not available offline: place {file_name(url)} (from {url}) "
-        f"in {hub_checkpoint_dir()} or pass --weights FILE"
+        f"in {hub_checkpoint_dir()}"
     )
 
 
@@ -129,7 +150,8 @@ def init_model(model: nn.Module, cfg: ModelConfig, init: str, weights_path: str 
     coco = load_state(coco_path)
     if cfg.backbone == "resnet101":
         # Resolve both files before loading either, so one error names what is missing.
-        r101 = resolve(IMAGENET_URLS["resnet101"])
+        # The caller's weights file replaces the COCO file only: R101 comes from the cache.
+        r101 = resolve(IMAGENET_URLS["resnet101"], replaceable=False)
         coco = {k: v for k, v in coco.items() if not k.startswith("backbone.body.")}
         load_matching(body, load_state(r101), str(r101))
     n, _ = load_matching(model, coco, str(coco_path))

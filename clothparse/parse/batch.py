@@ -2,9 +2,12 @@
 
 Per photo ``NAME``: ``NAME_labels.png``, ``NAME_overlay.png`` and ``NAME.json`` are
 encoded in memory first and written (each atomically) only once everything for that
-photo succeeded; the JSON goes last, so its presence means the photo is complete. A
-failure in one photo is reported and the batch goes on. The batch ends with
-``results_coco.json`` (COCO results ``cpt eval --results`` reads).
+photo succeeded; the JSON goes last, so its presence means the photo is complete. An
+expected failure in one photo (a ``CptError`` such as an undecodable file, an OS error while
+writing, running out of memory) is reported and the batch goes on. Any other exception is a
+bug, not a property of the photo: it stops the batch at once and propagates, so the CLI
+reports it once as an internal error instead of failing every photo the same way. The batch
+ends with ``results_coco.json`` (COCO results ``cpt eval --results`` reads).
 """
 
 from __future__ import annotations
@@ -183,13 +186,18 @@ class BatchSummary:
         return {k: sum(t[k] for t in done) / len(done) for k in done[0]}
 
 
+def is_photo_error(exc: BaseException) -> bool:
+    """True for the failures a single photo can cause (the batch goes on); False for bugs."""
+    return isinstance(exc, CptError | OSError | MemoryError) or type(exc).__name__ == "OutOfMemoryError"
+
+
 def _as_cpt_error(exc: BaseException, path: Path) -> CptError:
     """A one-line error naming ``path``; the original stays as ``__cause__`` for CPT_DEBUG tracebacks."""
     if isinstance(exc, CptError) and exc.path:
         return exc
     if isinstance(exc, CptError):
         err = CptError(str(exc), path)
-    elif isinstance(exc, MemoryError):
+    elif isinstance(exc, MemoryError) or type(exc).__name__ == "OutOfMemoryError":
         err = CptError("out of memory while parsing this image", path)
     elif isinstance(exc, OSError) and exc.strerror:
         where = f" ({exc.filename})" if exc.filename and str(exc.filename) != str(path) else ""
@@ -235,6 +243,9 @@ def run_batch(
 ) -> BatchSummary:
     """Parse ``paths`` into ``out_dir``; per-photo errors go to ``on_error`` and the batch goes on.
 
+    Only expected per-photo errors (``is_photo_error``) are caught; any other exception
+    propagates unchanged at the first photo it happens on (no ``results_coco.json`` then).
+
     ``image_ids`` (file name -> COCO image id, from ``--ann``) names the images in
     ``results_coco.json``; without it image ids are 1-based positions in ``paths``.
     With ``skip_existing`` a photo whose three outputs exist is not parsed again; its
@@ -253,6 +264,8 @@ def run_batch(
             else:
                 outcome.record = parse_one(parser, path, name, out_dir, options)
         except Exception as exc:
+            if not is_photo_error(exc):
+                raise  # a bug: report it once (the CLI's internal error), not as N failed photos
             outcome.status = "failed"
             outcome.error = _as_cpt_error(exc, path)
             if on_error is not None:

@@ -216,6 +216,95 @@ def _adjacency(labels: np.ndarray, n_sp: int, adj: np.ndarray) -> tuple[np.ndarr
     return indptr, cols[order].astype(np.int32)
 
 
+@dataclass
+class _SuperpixelFeatures:
+    """Per-superpixel statistics of one image (arrays of length S)."""
+
+    area: np.ndarray  # pixels
+    safe: np.ndarray  # float64 max(area, 1), the divisor of every mean
+    mean_rgb: np.ndarray  # [S, 3]
+    mean_lab: np.ndarray  # [S, 3]
+    skin: np.ndarray  # YCrCb skin rule on the mean colour (non-empty superpixels)
+    centroid: np.ndarray  # int64 [S, 2] (row, col), rounded
+    body_cov: np.ndarray  # share of pixels inside the body union
+    in_body: np.ndarray  # body superpixel under the vote rule
+
+
+def _body_union(bodies: Detections, shape: tuple[int, int], thresh: np.float32, n_thr: int) -> np.ndarray:
+    """uint8 [H, W]: 1 where any body mask is >= ``thresh``."""
+    body_union = np.zeros(shape, np.uint8)
+    if len(bodies):
+        bm, bscale = _padded(bodies)
+        K.paint_masks(body_union, np.ones(len(bodies), np.uint8), bodies.boxes, bm, bscale, thresh, np.arange(len(bodies)), n_thr)
+    return body_union
+
+
+def _superpixel_features(
+    labels: np.ndarray, img: np.ndarray, body_union: np.ndarray, n_sp: int, n_thr: int, adj: np.ndarray, p: FusionParams
+) -> _SuperpixelFeatures:
+    """Area, mean colour, skin, centroid and body cover of every superpixel, in one pass that
+    also fills the dense adjacency ``adj`` (when it has rows)."""
+    stats = K.superpixel_stats(labels, img, body_union, n_sp, n_thr, adj)
+    area = stats[:, 0]
+    safe = np.maximum(area, 1).astype(np.float64)
+    mean_rgb = stats[:, 3:6] / safe[:, None]
+    mean_lab = colour.rgb_to_lab(mean_rgb)
+    skin = colour.is_skin(mean_rgb) & (area > 0)
+    centroid = np.rint(stats[:, 1:3] / safe[:, None]).astype(np.int64)
+    body_cov = stats[:, 6] / safe
+    if p.vote == "area":
+        in_body = (body_cov >= p.body_cover_thresh) & (area > 0)
+    else:
+        in_body = (body_union[centroid[:, 0], centroid[:, 1]] > 0) & (area > 0)
+    return _SuperpixelFeatures(area, safe, mean_rgb, mean_lab, skin, centroid, body_cov, in_body)
+
+
+def _vote(
+    labels: np.ndarray, clothing: Detections, f: _SuperpixelFeatures, skin_eff: np.ndarray, rank: np.ndarray,
+    thresh: np.float32, n_thr: int, p: FusionParams,
+) -> tuple[np.ndarray, np.ndarray]:
+    """(instance per superpixel, -1 for none; coverage int32 [N, S] of each detection's mask
+    >= ``thresh`` over each superpixel): the area or centroid vote, best-ranked detection first."""
+    h, w = labels.shape
+    n_sp = f.area.size
+    sp_inst = np.full(n_sp, -1, np.int32)
+    if not len(clothing):
+        return sp_inst, np.zeros((0, n_sp), np.int32)
+    pm, scale = _padded(clothing)
+    order, ptr = _balanced_bins(clothing, (h, w), n_thr)
+    cov = K.paste_coverage(labels, clothing.boxes, pm, scale, thresh, n_sp, order, ptr)
+    by_rank = np.argsort(rank)
+    eligible = (f.area > 0) & ~skin_eff
+    if p.vote == "area":
+        cov_r = cov[by_rank]  # argmax returns the first maximum = the best-ranked detection
+        best = cov_r.argmax(axis=0)
+        best_cov = cov_r[best, np.arange(n_sp)]
+        ok = eligible & (best_cov > 0) & (best_cov / f.safe >= p.cover_thresh)
+    else:
+        hit = K.probs_at(f.centroid, clothing.boxes, pm, scale, h, w)[by_rank] >= thresh
+        best = hit.argmax(axis=0)
+        ok = eligible & hit.any(axis=0)
+    sp_inst[ok] = by_rank[best[ok]].astype(np.int32)
+    return sp_inst, cov
+
+
+def _refined_iou(
+    sp_inst: np.ndarray, cov: np.ndarray, area: np.ndarray, grown: np.ndarray, n_det: int, changed_iou: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """(IoU of each detection's thresholded mask with its refined superpixels, whether the
+    superpixel stage changed it: grew into a superpixel or IoU below ``changed_iou``)."""
+    n_sp = sp_inst.size
+    assigned = sp_inst >= 0
+    pixel_area = cov.sum(axis=1, dtype=np.int64)
+    inst = np.where(assigned, sp_inst, n_det)
+    inter = np.bincount(inst, weights=cov[np.minimum(sp_inst, n_det - 1), np.arange(n_sp)] if n_det else None, minlength=n_det + 1)[:n_det]
+    refined_area = np.bincount(inst, weights=area, minlength=n_det + 1)[:n_det]
+    union = pixel_area + refined_area - inter
+    iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
+    grew_into = np.bincount(inst[grown], minlength=n_det + 1)[:n_det] > 0
+    return iou, grew_into | (iou < changed_iou)
+
+
 def fuse(image_rgb: np.ndarray, sp_labels: np.ndarray, clothing: Detections, bodies: Detections, params: FusionParams | None = None) -> FusionResult:
     """Fuse detections and superpixels of one image (see the module docstring).
 
@@ -234,68 +323,29 @@ def fuse(image_rgb: np.ndarray, sp_labels: np.ndarray, clothing: Detections, bod
     n_thr = max(1, numba.get_num_threads())
     thresh = np.float32(p.mask_thresh)
 
-    body_union = np.zeros((h, w), np.uint8)
-    if len(bodies):
-        bm, bscale = _padded(bodies)
-        K.paint_masks(body_union, np.ones(len(bodies), np.uint8), bodies.boxes, bm, bscale, thresh, np.arange(len(bodies)), n_thr)
+    body_union = _body_union(bodies, (h, w), thresh, n_thr)
     # Rows padded to whole 8-byte words so dense_to_csr can skip empty words.
     adj = np.zeros((n_sp, -(-n_sp // 8) * 8) if n_sp <= DENSE_ADJ_MAX else (0, 0), np.uint8)
-    stats = K.superpixel_stats(labels, img, body_union, n_sp, n_thr, adj)
-    area = stats[:, 0]
-    safe = np.maximum(area, 1).astype(np.float64)
-    mean_rgb = stats[:, 3:6] / safe[:, None]
-    mean_lab = colour.rgb_to_lab(mean_rgb)
-    skin = colour.is_skin(mean_rgb) & (area > 0)
-    centroid = np.rint(stats[:, 1:3] / safe[:, None]).astype(np.int64)
-    body_cov = stats[:, 6] / safe
-    if p.vote == "area":
-        in_body = (body_cov >= p.body_cover_thresh) & (area > 0)
-    else:
-        in_body = (body_union[centroid[:, 0], centroid[:, 1]] > 0) & (area > 0)
-    skin_eff = skin & (in_body | (not p.skin_needs_body))
+    f = _superpixel_features(labels, img, body_union, n_sp, n_thr, adj, p)
+    area, in_body = f.area, f.in_body
+    skin_eff = f.skin & (in_body | (not p.skin_needs_body))
 
     rank = detection_rank(clothing)
-    sp_inst = np.full(n_sp, -1, np.int32)
-    if n_det:
-        pm, scale = _padded(clothing)
-        order, ptr = _balanced_bins(clothing, (h, w), n_thr)
-        cov = K.paste_coverage(labels, clothing.boxes, pm, scale, thresh, n_sp, order, ptr)
-        by_rank = np.argsort(rank)
-        eligible = (area > 0) & ~skin_eff
-        if p.vote == "area":
-            cov_r = cov[by_rank]  # argmax returns the first maximum = the best-ranked detection
-            best = cov_r.argmax(axis=0)
-            best_cov = cov_r[best, np.arange(n_sp)]
-            ok = eligible & (best_cov > 0) & (best_cov / safe >= p.cover_thresh)
-        else:
-            hit = K.probs_at(centroid, clothing.boxes, pm, scale, h, w)[by_rank] >= thresh
-            best = hit.argmax(axis=0)
-            ok = eligible & hit.any(axis=0)
-        sp_inst[ok] = by_rank[best[ok]].astype(np.int32)
-    else:
-        cov = np.zeros((0, n_sp), np.int32)
+    sp_inst, cov = _vote(labels, clothing, f, skin_eff, rank, thresh, n_thr, p)
 
-    candidate = in_body & ~skin & (area > 0)
+    candidate = in_body & ~f.skin & (area > 0)
     grown = np.zeros(n_sp, bool)
     rounds = 0
     if n_det and candidate.any() and p.max_iters > 0:
         indptr, indices = _adjacency(labels, n_sp, adj)
-        sp_inst, grown, rounds = K.grow(sp_inst, candidate, mean_lab, rank, indptr, indices, float(p.grow_colour_thresh) ** 2, int(p.max_iters))
+        sp_inst, grown, rounds = K.grow(sp_inst, candidate, f.mean_lab, rank, indptr, indices, float(p.grow_colour_thresh) ** 2, int(p.max_iters))
 
     sp_class = np.where(in_body, BODY_LABEL, BACKGROUND_LABEL).astype(np.int16)
     assigned = sp_inst >= 0
     if n_det:
         sp_class[assigned] = clothing.classes[sp_inst[assigned]].astype(np.int16)
     label_map = K.lookup(labels, sp_class.astype(np.uint8))
-
-    pixel_area = cov.sum(axis=1, dtype=np.int64)
-    inst = np.where(assigned, sp_inst, n_det)
-    inter = np.bincount(inst, weights=cov[np.minimum(sp_inst, n_det - 1), np.arange(n_sp)] if n_det else None, minlength=n_det + 1)[:n_det]
-    refined_area = np.bincount(inst, weights=area, minlength=n_det + 1)[:n_det]
-    union = pixel_area + refined_area - inter
-    iou = np.where(union > 0, inter / np.maximum(union, 1), 1.0)
-    grew_into = np.bincount(inst[grown], minlength=n_det + 1)[:n_det] > 0
-    changed = grew_into | (iou < p.changed_iou)
+    iou, changed = _refined_iou(sp_inst, cov, area, grown, n_det, p.changed_iou)
 
     return FusionResult(
         label_map=label_map,
@@ -303,11 +353,11 @@ def fuse(image_rgb: np.ndarray, sp_labels: np.ndarray, clothing: Detections, bod
         sp_class=sp_class,
         sp_instance=sp_inst,
         sp_area=area,
-        coverage=(cov.T / safe[:, None]).astype(np.float32),
-        body_coverage=body_cov.astype(np.float32),
-        mean_rgb=mean_rgb.astype(np.float32),
-        mean_lab=mean_lab.astype(np.float32),
-        is_skin=skin,
+        coverage=(cov.T / f.safe[:, None]).astype(np.float32),
+        body_coverage=f.body_cov.astype(np.float32),
+        mean_rgb=f.mean_rgb.astype(np.float32),
+        mean_lab=f.mean_lab.astype(np.float32),
+        is_skin=f.skin,
         in_body=in_body,
         grown=grown,
         changed=changed,

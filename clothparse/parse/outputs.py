@@ -18,17 +18,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from PIL import Image, ImageDraw, ImageFont
 
-from clothparse.parse.mask_codec import (
-    Crop,
-    crop_box,
-    crop_polygons,
-    crop_rle,
-    decode_rle,
-    encode_rle,
-    mask_bbox,
-    mask_polygons,
-    tight_crop,
-)
+from clothparse.parse.mask_codec import Crop, crop_box, crop_polygons, crop_rle, tight_crop
 from clothparse.parse.paste import paste_mask_region
 from clothparse.parse.pipeline import STAGES
 from clothparse.taxonomy import PALETTE, PARSING_LABELS, palette_flat
@@ -36,23 +26,6 @@ from clothparse.taxonomy import PALETTE, PARSING_LABELS, palette_flat
 if TYPE_CHECKING:
     from clothparse.parse.pipeline import ParseResult
 
-# The mask encodings live in mask_codec; they are re-exported here, where callers found them.
-__all__ = [
-    "EncodedImage",
-    "OverlayItem",
-    "OverlayOptions",
-    "blend_parsing",
-    "decode_rle",
-    "encode_result",
-    "encode_rle",
-    "item_crops",
-    "label_png",
-    "mask_bbox",
-    "mask_polygons",
-    "png_bytes",
-    "render_overlay",
-    "unpredicted_pixels",
-]
 
 
 def label_png(label_map: np.ndarray) -> bytes:

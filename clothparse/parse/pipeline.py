@@ -9,7 +9,7 @@ Runtime, TensorRT), so a new runtime plugs in without touching this module.
 from __future__ import annotations
 
 import time
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -18,25 +18,11 @@ import numpy as np
 from clothparse.engines.base import Detections, Engine
 from clothparse.errors import ConfigError
 from clothparse.parse.paste import paste_mask
+from clothparse.parse.superpixels import SlicParams
 from clothparse.taxonomy import COCO_PERSON_NAME, MODANET_CLASSES
 
 #: Stage names of ``ParseResult.timings`` (seconds), in pipeline order.
 STAGES: tuple[str, ...] = ("decode", "clothing_model", "body_model", "superpixels", "fusion", "encode")
-
-
-@dataclass(frozen=True)
-class SlicParams:
-    """SLIC settings; the defaults are the seed's (about 900 segments, compactness 20, sigma 2)."""
-
-    n_segments: int = 900
-    compactness: float = 20.0
-    sigma: float = 2.0
-
-    def __post_init__(self) -> None:
-        if self.n_segments < 1 or self.compactness <= 0 or self.sigma < 0:
-            raise ConfigError(
-                f"SLIC needs n_segments >= 1, compactness > 0, sigma >= 0; got {self.n_segments}, {self.compactness}, {self.sigma}"
-            )
 
 
 @dataclass
@@ -215,9 +201,3 @@ def _modanet_lut(class_names: tuple[str, ...]) -> np.ndarray:
             )
         lut[i + 1] = MODANET_CLASSES.index(name) + 1
     return lut
-
-
-def iter_item_masks(result: ParseResult) -> Iterator[tuple[ParseItem, np.ndarray]]:
-    """(item, bool [H, W] mask) pairs, one full-resolution mask alive at a time."""
-    for item in result.items:
-        yield item, result.item_mask(item.index)

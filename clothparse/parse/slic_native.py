@@ -14,12 +14,12 @@ Results are deterministic and do not depend on the thread count.
 from __future__ import annotations
 
 import importlib
-import math
 from types import ModuleType
 
 import numpy as np
 
-from clothparse.errors import ConfigError, DataError, DependencyError
+from clothparse.errors import DataError, DependencyError
+from clothparse.parse.superpixels import SlicParams, check_int, check_number
 
 BUILD_HINT = (
     "the native SLIC extension clothparse._slic is not built; build it with "
@@ -67,29 +67,11 @@ def _check_image(image: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(image)
 
 
-def _check_number(name: str, value: float, low: float, *, strict: bool) -> float:
-    try:
-        v = float(value)
-    except (TypeError, ValueError):
-        raise ConfigError(f"{name} must be a number, got {value!r}") from None
-    if not math.isfinite(v) or v < low or (strict and v == low):
-        raise ConfigError(f"{name} must be {'>' if strict else '>='} {low:g}, got {value!r}")
-    return v
-
-
-def _check_int(name: str, value: int, low: int) -> int:
-    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
-        raise ConfigError(f"{name} must be an integer, got {value!r}")
-    if int(value) < low:
-        raise ConfigError(f"{name} must be >= {low}, got {value}")
-    return int(value)
-
-
 def slic(
     image: np.ndarray,
-    n_segments: int = 900,
-    compactness: float = 20.0,
-    sigma: float = 2.0,
+    n_segments: int = SlicParams.n_segments,
+    compactness: float = SlicParams.compactness,
+    sigma: float = SlicParams.sigma,
     enforce_connectivity: bool = True,
     min_size_factor: float = 0.5,
     max_size_factor: float = 3,
@@ -103,19 +85,18 @@ def slic(
     appearance when ``enforce_connectivity`` (then each label is one 4-connected region);
     S is about ``n_segments`` (at most H*W). ``num_threads`` 0 uses the OpenMP default (all
     cores, or ``OMP_NUM_THREADS``); a positive value is used as given.
+    ``n_segments``, ``compactness`` and ``sigma`` are checked (and defaulted) by ``SlicParams``.
     Raises ``DataError`` for a bad image, ``ConfigError`` for a bad parameter and
     ``DependencyError`` when the extension is not built.
     """
     mod = _require()
     img = _check_image(image)
-    n = _check_int("n_segments", n_segments, 1)
-    c = _check_number("compactness", compactness, 0.0, strict=True)
-    s = _check_number("sigma", sigma, 0.0, strict=False)
-    lo = _check_number("min_size_factor", min_size_factor, 0.0, strict=False)
-    hi = _check_number("max_size_factor", max_size_factor, lo, strict=False)
-    iters = _check_int("max_iter", max_iter, 1)
-    threads = _check_int("num_threads", num_threads, 0)
-    labels = mod.slic(img, n, c, s, bool(enforce_connectivity), lo, hi, iters, threads)
+    p = SlicParams(n_segments, compactness, sigma)
+    lo = check_number("min_size_factor", min_size_factor, 0.0, strict=False)
+    hi = check_number("max_size_factor", max_size_factor, lo, strict=False)
+    iters = check_int("max_iter", max_iter, 1)
+    threads = check_int("num_threads", num_threads, 0)
+    labels = mod.slic(img, p.n_segments, p.compactness, p.sigma, bool(enforce_connectivity), lo, hi, iters, threads)
     return np.asarray(labels, dtype=np.int32)
 
 
@@ -125,6 +106,6 @@ def lab_planes(image: np.ndarray, sigma: float = 0.0, *, num_threads: int = 0) -
     rounded to multiples of 2^-12. Exposed for tests and diagnostics."""
     mod = _require()
     img = _check_image(image)
-    s = _check_number("sigma", sigma, 0.0, strict=False)
-    threads = _check_int("num_threads", num_threads, 0)
+    s = check_number("sigma", sigma, 0.0, strict=False)
+    threads = check_int("num_threads", num_threads, 0)
     return np.asarray(mod.lab_planes(img, s, threads), dtype=np.float32)

@@ -1,7 +1,8 @@
 """Superpixel backends: SLIC with the seed's parameters behind one small interface.
 
 ``get_backend("auto" | "skimage" | "native")`` returns an object with ``.name`` and
-``.segment(image_rgb, n_segments, compactness, sigma)``. Every backend returns int32
+``.segment(image_rgb, n_segments, compactness, sigma)`` (checked, and defaulted, by
+``SlicParams``). Every backend returns int32
 [H, W] labels ``0 .. S-1`` with every label present (contiguous), computed on the
 Lab conversion of the RGB photo like the seed (scikit-image ``slic`` with
 ``convert2lab=True``, ``start_label=0``, ``enforce_connectivity=True``).
@@ -16,6 +17,8 @@ uses it when it imports and otherwise falls back to scikit-image, saying so once
 from __future__ import annotations
 
 import logging
+import math
+from dataclasses import dataclass
 from typing import Protocol, runtime_checkable
 
 import numpy as np
@@ -24,11 +27,6 @@ from clothparse.errors import ConfigError, DataError, DependencyError
 
 log = logging.getLogger(__name__)
 
-#: The seed's SLIC parameters.
-DEFAULT_N_SEGMENTS = 900
-DEFAULT_COMPACTNESS = 20.0
-DEFAULT_SIGMA = 2.0
-
 BACKEND_NAMES = ("auto", "skimage", "native")
 NATIVE_BUILD_HINT = (
     "the native SLIC extension clothparse._slic is not built; using scikit-image "
@@ -36,6 +34,49 @@ NATIVE_BUILD_HINT = (
 )
 
 _told_fallback = False
+
+
+def check_int(name: str, value: int, low: int) -> int:
+    """``value`` as an int ``>= low``; ``ConfigError`` for anything else (bools and floats too)."""
+    if isinstance(value, bool) or not isinstance(value, (int, np.integer)):
+        raise ConfigError(f"{name} must be an integer, got {value!r}")
+    if int(value) < low:
+        raise ConfigError(f"{name} must be >= {low}, got {value}")
+    return int(value)
+
+
+def check_number(name: str, value: float, low: float, *, strict: bool) -> float:
+    """``value`` as a finite float ``>= low`` (``> low`` when ``strict``); ``ConfigError`` otherwise."""
+    try:
+        v = float(value)
+    except (TypeError, ValueError):
+        raise ConfigError(f"{name} must be a number, got {value!r}") from None
+    if not math.isfinite(v) or v < low or (strict and v == low):
+        raise ConfigError(f"{name} must be {'>' if strict else '>='} {low:g}, got {value!r}")
+    return v
+
+
+@dataclass(frozen=True)
+class SlicParams:
+    """SLIC settings: the one home of their defaults (the seed's: about 900 segments,
+    compactness 20, sigma 2) and of their validation.
+
+    Every way in (``cpt parse --n-segments/--compactness/--sigma``, ``Parser``, each
+    backend's ``segment``, ``slic_native.slic``) builds one of these, so every caller gets
+    the same checks: ``ConfigError`` unless n_segments is an integer >= 1, compactness a
+    finite number > 0 and sigma a finite number >= 0. Defaults elsewhere are read from the
+    class (``SlicParams.n_segments``); the C++ core's ``Params`` carries the same numbers,
+    which ``tests/test_slic_native.py`` checks against this class.
+    """
+
+    n_segments: int = 900
+    compactness: float = 20.0
+    sigma: float = 2.0
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "n_segments", check_int("n_segments", self.n_segments, 1))
+        object.__setattr__(self, "compactness", check_number("compactness", self.compactness, 0.0, strict=True))
+        object.__setattr__(self, "sigma", check_number("sigma", self.sigma, 0.0, strict=False))
 
 
 @runtime_checkable
@@ -47,9 +88,9 @@ class SuperpixelBackend(Protocol):
     def segment(
         self,
         image_rgb: np.ndarray,
-        n_segments: int = DEFAULT_N_SEGMENTS,
-        compactness: float = DEFAULT_COMPACTNESS,
-        sigma: float = DEFAULT_SIGMA,
+        n_segments: int = SlicParams.n_segments,
+        compactness: float = SlicParams.compactness,
+        sigma: float = SlicParams.sigma,
     ) -> np.ndarray:
         """int32 [H, W] labels 0..S-1 (all present) of an RGB uint8 [H, W, 3] image."""
         ...
@@ -61,16 +102,6 @@ def check_image(image_rgb: np.ndarray) -> np.ndarray:
     if img.dtype != np.uint8 or img.ndim != 3 or img.shape[2] != 3 or img.shape[0] < 1 or img.shape[1] < 1:
         raise DataError(f"superpixels need an RGB uint8 [H, W, 3] image, got {img.dtype} {img.shape}")
     return np.ascontiguousarray(img)
-
-
-def check_params(n_segments: int, compactness: float, sigma: float) -> None:
-    """``ConfigError`` for non-positive segment counts, compactness or negative sigma."""
-    if int(n_segments) < 1:
-        raise ConfigError(f"n_segments must be >= 1, got {n_segments}")
-    if not np.isfinite(compactness) or compactness <= 0:
-        raise ConfigError(f"compactness must be a positive number, got {compactness}")
-    if not np.isfinite(sigma) or sigma < 0:
-        raise ConfigError(f"sigma must be >= 0, got {sigma}")
 
 
 def relabel_contiguous(labels: np.ndarray) -> np.ndarray:
@@ -95,20 +126,20 @@ class SkimageSlic:
     def segment(
         self,
         image_rgb: np.ndarray,
-        n_segments: int = DEFAULT_N_SEGMENTS,
-        compactness: float = DEFAULT_COMPACTNESS,
-        sigma: float = DEFAULT_SIGMA,
+        n_segments: int = SlicParams.n_segments,
+        compactness: float = SlicParams.compactness,
+        sigma: float = SlicParams.sigma,
     ) -> np.ndarray:
         """int32 [H, W] labels 0..S-1 of an RGB uint8 [H, W, 3] image."""
         from skimage.segmentation import slic
 
         img = check_image(image_rgb)
-        check_params(n_segments, compactness, sigma)
+        p = SlicParams(n_segments, compactness, sigma)
         labels = slic(
             img,
-            n_segments=int(n_segments),
-            compactness=float(compactness),
-            sigma=float(sigma),
+            n_segments=p.n_segments,
+            compactness=p.compactness,
+            sigma=p.sigma,
             convert2lab=True,
             start_label=0,
             channel_axis=-1,
@@ -127,9 +158,9 @@ class NativeSlic:
     def segment(
         self,
         image_rgb: np.ndarray,
-        n_segments: int = DEFAULT_N_SEGMENTS,
-        compactness: float = DEFAULT_COMPACTNESS,
-        sigma: float = DEFAULT_SIGMA,
+        n_segments: int = SlicParams.n_segments,
+        compactness: float = SlicParams.compactness,
+        sigma: float = SlicParams.sigma,
     ) -> np.ndarray:
         """int32 [H, W] labels 0..S-1 of an RGB uint8 [H, W, 3] image."""
         from clothparse.parse import slic_native

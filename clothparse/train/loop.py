@@ -37,7 +37,7 @@ from clothparse.model.checkpoint import (
     save_optimizer,
 )
 from clothparse.train.data import Batch, forever, make_loader
-from clothparse.train.distributed import agree_any, init_distributed, mean_over_ranks
+from clothparse.train.distributed import DistInfo, agree_any, init_distributed, mean_over_ranks
 from clothparse.train.log import RunLog
 from clothparse.train.progress import ProgressBar
 
@@ -126,6 +126,167 @@ def _resume_state(run_dir: Path) -> tuple[ModelConfig, dict[str, torch.Tensor], 
     return ModelConfig.from_dict(doc["model_config"]), read_tensors(run_dir / "last.safetensors"), doc
 
 
+def _initial_model(
+    run_dir: Path, model_cfg: ModelConfig, tc: TrainConfig, resume: bool, weights_path: str | Path | None
+) -> tuple[nn.Module, ModelConfig, dict[str, Any], int, int, float]:
+    """(model, its config, the resume document, start step, start epoch, best validation loss):
+    ``RUN/last.*`` when resuming, else a model built from ``model_cfg`` with ``tc.init``."""
+    if not resume:
+        return build_model(model_cfg, init=tc.init, weights_path=weights_path), model_cfg, {}, 0, 0, math.inf
+    model_cfg, state, doc = _resume_state(run_dir)
+    model = build_model(model_cfg, init="none")
+    model.load_state_dict(state, strict=True)
+    best = float(doc["resume"].get("best_val_loss") or math.inf)
+    return model, model_cfg, doc, int(doc["resume"]["step"]), int(doc["resume"]["epoch"]), best
+
+
+def _optimizer_step(
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    params: list[nn.Parameter],
+    batch: Batch,
+    tc: TrainConfig,
+    use_amp: bool,
+    info: DistInfo,
+    dev: torch.device,
+) -> dict[str, float] | None:
+    """One SGD step on ``batch``: the loss components and their sum ``loss`` as floats, or
+    None (and no update) when the loss is not finite on some rank."""
+    images, targets = _to(batch, dev)
+    with torch.autocast("cuda", enabled=use_amp):
+        losses = net(images, targets)
+    loss = sum(losses.values())
+    assert isinstance(loss, torch.Tensor)
+    opt.zero_grad(set_to_none=True)
+    if agree_any(not bool(torch.isfinite(loss)), info, dev):
+        return None
+    scaler.scale(loss).backward()
+    scaler.unscale_(opt)
+    torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
+    scaler.step(opt)
+    scaler.update()
+    out = {k: float(v.detach()) for k, v in losses.items()}
+    out["loss"] = float(loss.detach())
+    return out
+
+
+def _save_epoch(
+    run_dir: Path,
+    model: nn.Module,
+    model_cfg: ModelConfig,
+    opt: torch.optim.Optimizer,
+    tc: TrainConfig,
+    info: DistInfo,
+    metrics: dict[str, Any],
+    best: float,
+    improved: bool,
+    extra_meta: dict[str, Any] | None,
+) -> None:
+    """Write ``RUN/last.*`` with the resume state (optimizer included), and ``RUN/best.*``
+    when the validation loss ``improved``."""
+    epoch, step = metrics["epoch"], metrics["step"]
+    meta = {
+        "epoch": epoch, "step": step, "metrics": metrics, "train_config": tc.to_dict(),
+        "world_size": info.world_size, **(extra_meta or {}),
+    }
+    opt_info = save_optimizer(run_dir / "last.optim.safetensors", opt)
+    resume_block = {"epoch": epoch, "step": step, "best_val_loss": best, "optimizer": opt_info}
+    save_checkpoint(run_dir / "last", model, model_cfg, {**meta, "resume": resume_block})
+    if improved:
+        save_checkpoint(run_dir / "best", model, model_cfg, meta)
+
+
+@dataclass
+class _LoopState:
+    """What the training loop carries from step to step: the position (``step``, ``epoch``),
+    whether the time limit stopped it, the run of non-finite steps, and the durations the
+    time limit reserves for (last validation ``val_s``, -1 before the first; checkpointing
+    ``ckpt_s``; a moving average of one step ``step_s``)."""
+
+    step: int
+    epoch: int
+    stopped: bool = False
+    bad_steps: int = 0
+    val_s: float = -1.0
+    ckpt_s: float = 2.0
+    step_s: float = 0.0
+
+
+def _setup_device(device: str, tc: TrainConfig) -> tuple[torch.device, DistInfo]:
+    """The training device (this rank's GPU under DDP) and the process group; validates ``tc``
+    and sets torch's CPU thread count from it."""
+    dev = resolve_device(device)
+    info = init_distributed(dev)
+    if dev.type == "cuda" and info.enabled:
+        dev = torch.device("cuda", info.local_rank)
+        torch.cuda.set_device(dev)
+    tc.validate()
+    if tc.num_threads > 0 and dev.type == "cpu":
+        torch.set_num_threads(tc.num_threads)
+    return dev, info
+
+
+def _make_optimizer(
+    params: list[nn.Parameter], tc: TrainConfig, resume_from: Path | None, doc: dict[str, Any]
+) -> torch.optim.SGD:
+    """SGD with the seed's settings; its state restored from ``resume_from`` when given."""
+    opt = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
+    if resume_from is not None:
+        load_optimizer(resume_from, opt, doc["resume"]["optimizer"])
+    return opt
+
+
+def _train_epoch(
+    st: _LoopState,
+    tc: TrainConfig,
+    net: nn.Module,
+    opt: torch.optim.Optimizer,
+    scaler: torch.amp.GradScaler,
+    params: list[nn.Parameter],
+    batches: Iterator[Batch],
+    bar: ProgressBar,
+    t0: float,
+    limit_s: float,
+    use_amp: bool,
+    info: DistInfo,
+    dev: torch.device,
+) -> tuple[dict[str, float], int, bool]:
+    """Up to ``tc.steps_per_epoch`` steps, stopping early (``st.stopped``) when the next step
+    would leave too little time to validate and checkpoint inside the limit.
+    Returns (summed loss components, finite steps, whether the lr drop applied)."""
+    total_steps = tc.epochs * tc.steps_per_epoch
+    sums: dict[str, float] = defaultdict(float)
+    n = 0
+    drop = False
+    for _ in range(tc.steps_per_epoch):
+        elapsed = time.monotonic() - t0
+        drop = tc.lr_drop_at > 0 and max(st.step / total_steps, elapsed / limit_s if limit_s else 0.0) >= tc.lr_drop_at
+        reserve = (st.val_s if st.val_s >= 0 else tc.validation_steps * st.step_s * 0.5 + 5.0) + st.ckpt_s
+        if agree_any(limit_s > 0 and elapsed + reserve + st.step_s >= limit_s, info, dev):
+            st.stopped = True
+            break
+        lr = lr_at(tc, st.step, agree_any(drop, info, dev))
+        for g in opt.param_groups:
+            g["lr"] = lr
+        ts = time.monotonic()
+        step_losses = _optimizer_step(net, opt, scaler, params, next(batches), tc, use_amp, info, dev)
+        if step_losses is not None:
+            st.bad_steps = 0
+            for k, v in step_losses.items():
+                sums[k] += v
+            n += 1
+        else:
+            st.bad_steps += 1
+            if st.bad_steps >= 20:
+                raise CptError(f"training diverged: loss not finite for 20 steps at step {st.step}; lower --lr")
+        st.step += 1
+        dt = time.monotonic() - ts
+        st.step_s = dt if st.step_s == 0.0 else 0.9 * st.step_s + 0.1 * dt
+        bar.update(st.step, st.epoch + 1, {k: v / max(n, 1) for k, v in sums.items()}, lr)
+    return sums, n, drop
+
+
 def fit(
     model_cfg: ModelConfig,
     tc: TrainConfig,
@@ -143,32 +304,16 @@ def fit(
     """Train a Mask R-CNN; see the module docstring. Returns the trained (unwrapped) model."""
     t0 = time.monotonic() if t0 is None else t0
     run_dir = Path(run_dir)
-    dev = resolve_device(device)
-    info = init_distributed(dev)
-    if dev.type == "cuda" and info.enabled:
-        dev = torch.device("cuda", info.local_rank)
-        torch.cuda.set_device(dev)
-    tc.validate()
-    if tc.num_threads > 0 and dev.type == "cpu":
-        torch.set_num_threads(tc.num_threads)
+    dev, info = _setup_device(device, tc)
     seed_everything(tc.seed)  # same model init on every rank
-    start_step, start_epoch, best = 0, 0, math.inf
-    doc: dict[str, Any] = {}
-    if resume:
-        model_cfg, state, doc = _resume_state(run_dir)
-        model = build_model(model_cfg, init="none")
-        model.load_state_dict(state, strict=True)
-        start_step, start_epoch = int(doc["resume"]["step"]), int(doc["resume"]["epoch"])
-        best = float(doc["resume"].get("best_val_loss") or math.inf)
-    else:
-        model = build_model(model_cfg, init=tc.init, weights_path=weights_path)
+    model, model_cfg, doc, start_step, start_epoch, best = _initial_model(
+        run_dir, model_cfg, tc, resume, weights_path
+    )
     seed_everything(tc.seed + 1000 * info.rank + start_step)  # different augmentation per rank
     model.to(dev)
     set_scale_jitter(model, model_cfg, tc.scale_jitter)
     params = [p for p in model.parameters() if p.requires_grad]
-    opt = torch.optim.SGD(params, lr=tc.lr, momentum=tc.momentum, weight_decay=tc.weight_decay)
-    if resume:
-        load_optimizer(run_dir / "last.optim.safetensors", opt, doc["resume"]["optimizer"])
+    opt = _make_optimizer(params, tc, run_dir / "last.optim.safetensors" if resume else None, doc)
     net: nn.Module = model
     if info.enabled:
         net = nn.parallel.DistributedDataParallel(model, device_ids=[dev.index] if dev.type == "cuda" else None)
@@ -180,82 +325,36 @@ def fit(
     batches = forever(train_loader, sampler, start_pass=start_step)
     log = RunLog(run_dir, enabled=info.is_main, resume=resume)
     limit_s = tc.time_limit_min * 60.0
-    total_steps = tc.epochs * tc.steps_per_epoch
-    step, epoch, stopped, bad_steps = start_step, start_epoch, False, 0
-    val_s, ckpt_s, step_s = -1.0, 2.0, 0.0
+    st = _LoopState(step=start_step, epoch=start_epoch)
     metrics: dict[str, Any] = {}
-    bar = ProgressBar(total_steps, enabled=info.is_main and not quiet, completed=start_step)
+    bar = ProgressBar(tc.epochs * tc.steps_per_epoch, enabled=info.is_main and not quiet, completed=start_step)
     with bar:
-        while epoch < tc.epochs and not stopped:
+        while st.epoch < tc.epochs and not st.stopped:
             t_epoch = time.monotonic()
-            sums: dict[str, float] = defaultdict(float)
-            n = 0
-            for _ in range(tc.steps_per_epoch):
-                elapsed = time.monotonic() - t0
-                drop = tc.lr_drop_at > 0 and max(step / total_steps, elapsed / limit_s if limit_s else 0.0) >= tc.lr_drop_at
-                reserve = (val_s if val_s >= 0 else tc.validation_steps * step_s * 0.5 + 5.0) + ckpt_s
-                if agree_any(limit_s > 0 and elapsed + reserve + step_s >= limit_s, info, dev):
-                    stopped = True
-                    break
-                lr = lr_at(tc, step, agree_any(drop, info, dev))
-                for g in opt.param_groups:
-                    g["lr"] = lr
-                ts = time.monotonic()
-                images, targets = _to(next(batches), dev)
-                with torch.autocast("cuda", enabled=use_amp):
-                    losses = net(images, targets)
-                loss = sum(losses.values())
-                assert isinstance(loss, torch.Tensor)
-                opt.zero_grad(set_to_none=True)
-                if not agree_any(not bool(torch.isfinite(loss)), info, dev):
-                    scaler.scale(loss).backward()
-                    scaler.unscale_(opt)
-                    torch.nn.utils.clip_grad_norm_(params, tc.grad_clip)
-                    scaler.step(opt)
-                    scaler.update()
-                    bad_steps = 0
-                    for k, v in losses.items():
-                        sums[k] += float(v.detach())
-                    sums["loss"] += float(loss.detach())
-                    n += 1
-                else:
-                    bad_steps += 1
-                    if bad_steps >= 20:
-                        raise CptError(f"training diverged: loss not finite for 20 steps at step {step}; lower --lr")
-                step += 1
-                dt = time.monotonic() - ts
-                step_s = dt if step_s == 0.0 else 0.9 * step_s + 0.1 * dt
-                bar.update(step, epoch + 1, {k: v / max(n, 1) for k, v in sums.items()}, lr)
-            if n == 0 and stopped and epoch > start_epoch:
+            sums, n, drop = _train_epoch(st, tc, net, opt, scaler, params, batches, bar, t0, limit_s, use_amp, info, dev)
+            if n == 0 and st.stopped and st.epoch > start_epoch:
                 break  # the limit fell exactly on an epoch boundary: the last epoch is saved
             tv = time.monotonic()
             train_m = mean_over_ranks({f"train_{k}": v / max(n, 1) for k, v in sums.items()}, info, dev)
             val_m = mean_over_ranks(validate(model, model_cfg, val_loader, tc.validation_steps, dev), info, dev)
-            val_s = time.monotonic() - tv
-            epoch += 1
+            st.val_s = time.monotonic() - tv
+            st.epoch += 1
+            step = st.step
             metrics = {
-                "epoch": epoch, "step": step, "lr": lr_at(tc, max(step - 1, 0), drop), **train_m, **val_m,
-                "epoch_s": time.monotonic() - t_epoch, "val_s": val_s, "wall_s": time.monotonic() - t0,
-                "images_seen": step * tc.batch_size * info.world_size, "partial": stopped,
+                "epoch": st.epoch, "step": step, "lr": lr_at(tc, max(step - 1, 0), drop), **train_m, **val_m,
+                "epoch_s": time.monotonic() - t_epoch, "val_s": st.val_s, "wall_s": time.monotonic() - t0,
+                "images_seen": step * tc.batch_size * info.world_size, "partial": st.stopped,
             }
             improved = val_m.get("val_loss", math.inf) < best
             best = min(best, val_m.get("val_loss", math.inf))
             if info.is_main:
                 tc_ = time.monotonic()
-                meta = {
-                    "epoch": epoch, "step": step, "metrics": metrics, "train_config": tc.to_dict(),
-                    "world_size": info.world_size, **(extra_meta or {}),
-                }
-                opt_info = save_optimizer(run_dir / "last.optim.safetensors", opt)
-                resume_block = {"epoch": epoch, "step": step, "best_val_loss": best, "optimizer": opt_info}
-                save_checkpoint(run_dir / "last", model, model_cfg, {**meta, "resume": resume_block})
-                if improved:
-                    save_checkpoint(run_dir / "best", model, model_cfg, meta)
+                _save_epoch(run_dir, model, model_cfg, opt, tc, info, metrics, best, improved, extra_meta)
                 log.append(metrics)
-                ckpt_s = time.monotonic() - tc_ + 0.5
+                st.ckpt_s = time.monotonic() - tc_ + 0.5
                 bar.epoch_done(metrics, improved)
     return FitResult(
-        run_dir=run_dir, steps=step, epochs=epoch, best_val_loss=None if best == math.inf else best,
-        last_metrics=metrics, stopped_by_time_limit=stopped, wall_s=time.monotonic() - t0, model=model,
+        run_dir=run_dir, steps=st.step, epochs=st.epoch, best_val_loss=None if best == math.inf else best,
+        last_metrics=metrics, stopped_by_time_limit=st.stopped, wall_s=time.monotonic() - t0, model=model,
         is_main=info.is_main,
     )

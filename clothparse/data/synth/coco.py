@@ -46,12 +46,30 @@ def region_loops(regions: np.ndarray, n_regions: int) -> list[list[np.ndarray]]:
     h, w = crop.shape
     pad = np.full((h + 2, w + 2), -1, dtype=np.int16)
     pad[1:-1, 1:-1] = crop
+    stride = w + 3  # corners of the padded grid: (h + 3) x (w + 3)
+    lab, start, end, d = _boundary_runs(pad, stride)
+    nxt = _successors(lab, start, end, d, (h + 3) * stride)
+    order, cyc = _loop_order(nxt)
+    n = start.size
+    start, cyc, lab = start[order], cyc[order], lab[order]
+    x, y = start % stride - 1 + ox0, start // stride - 1 + oy0
+    first = np.flatnonzero(np.r_[True, cyc[1:] != cyc[:-1]])
+    stop = np.r_[first[1:], n]
+    for a, b in zip(first.tolist(), stop.tolist(), strict=True):
+        result[int(lab[a])].append(np.stack([x[a:b], y[a:b]], axis=1))
+    return result
+
+
+def _boundary_runs(pad: np.ndarray, stride: int) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """The directed boundary edges of every region in ``pad`` (int16 [H + 2, W + 2] region
+    map with a border of -1), merged into maximal straight runs (one per polygon side).
+
+    Returns (region, start corner, end corner, direction 0-3) per run; corner (row i, col j)
+    of the padded grid is ``i * stride + j``.
+    """
     inner = pad[1:-1, 1:-1]
     inside = inner >= 0
-    stride = w + 3  # corners of the padded grid: (h + 3) x (w + 3)
-    n_corners = (h + 3) * stride
     labs, starts, ends, dirs = [], [], [], []
-    # Boundary pixel sides, merged into maximal straight runs (one per polygon side):
     # (neighbour, direction, horizontal?) for each side of a pixel.
     for nb, side_dir, horizontal in (
         (pad[:-2, 1:-1], 0, True),  # top side, left to right
@@ -74,8 +92,7 @@ def region_loops(regions: np.ndarray, n_regions: int) -> list[list[np.ndarray]]:
         head = np.flatnonzero(new_run)
         tail = np.r_[head[1:], along.size] - 1
         lo, hi, at = along[head], along[tail] + 1, across[head]
-        # Corner (row i, col j) of the padded grid sits at i * stride + j; pixel (r, c)
-        # of ``inner`` has its top-left corner at (r + 1, c + 1).
+        # Pixel (r, c) of ``inner`` has its top-left corner at (r + 1, c + 1).
         if side_dir == 0:
             a, b = (at + 1) * stride + lo + 1, (at + 1) * stride + hi + 1
         elif side_dir == 2:
@@ -89,6 +106,13 @@ def region_loops(regions: np.ndarray, n_regions: int) -> list[list[np.ndarray]]:
         ends.append(b)
         dirs.append(np.full(head.size, side_dir))
     lab, start, end, d = (np.concatenate(v) for v in (labs, starts, ends, dirs))
+    return lab, start, end, d
+
+
+def _successors(lab: np.ndarray, start: np.ndarray, end: np.ndarray, d: np.ndarray, n_corners: int) -> np.ndarray:
+    """Index of the run that follows each run on its region's boundary: the run of the same
+    region starting at its end corner, preferring a right turn, else a left turn (runs are
+    maximal, so never straight on); -1 where none does."""
     n = start.size
     # Run lookup by (region, start corner, direction) through one sorted key array.
     key = (lab * n_corners + start) * 4 + d
@@ -100,9 +124,15 @@ def region_loops(regions: np.ndarray, n_regions: int) -> list[list[np.ndarray]]:
         pos = np.minimum(np.searchsorted(sorted_key, want), n - 1)
         return np.where(sorted_key[pos] == want, by_key[pos], -1)
 
-    # Successor: prefer a right turn, else a left turn (runs are maximal, so never straight on).
     nxt = find((d + 1) % 4)
-    nxt = np.where(nxt < 0, find((d + 3) % 4), nxt)
+    return np.where(nxt < 0, find((d + 3) % 4), nxt)
+
+
+def _loop_order(nxt: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """(order, cycle id) of the runs given each one's successor ``nxt``, by pointer jumping:
+    the cycle id is the smallest run index on the cycle, and ``order`` lists every cycle's
+    runs together, its root first, then along the cycle."""
+    n = nxt.size
     ids = np.arange(n)
     cyc, hop = ids.copy(), nxt.copy()
     for _ in range(_jump_steps(n)):  # cycle id = smallest edge id on the cycle
@@ -115,13 +145,7 @@ def region_loops(regions: np.ndarray, n_regions: int) -> list[list[np.ndarray]]:
         hop = hop[hop]
     # Loop order: root first, then its successors (decreasing distance to the root).
     order = np.argsort(cyc * (n + 1) + np.where(is_root, 0, n + 1 - dist), kind="stable")
-    start, cyc, lab = start[order], cyc[order], lab[order]
-    x, y = start % stride - 1 + ox0, start // stride - 1 + oy0
-    first = np.flatnonzero(np.r_[True, cyc[1:] != cyc[:-1]])
-    stop = np.r_[first[1:], n]
-    for a, b in zip(first.tolist(), stop.tolist(), strict=True):
-        result[int(lab[a])].append(np.stack([x[a:b], y[a:b]], axis=1))
-    return result
+    return order, cyc
 
 
 def loop_area(loop: np.ndarray) -> int:

@@ -114,24 +114,9 @@ class _Annotations:
         self.images_with_people += bool(scene.persons)
 
 
-def write_dataset(
-    out_dir: str | Path,
-    n: int,
-    size: int = 256,
-    seed: int = 0,
-    ratios: Sequence[float] = (0.8, 0.1, 0.1),
-    progress: Progress | None = None,
-) -> dict[str, Any]:
-    """Render ``n`` scenes of ``size`` x ``size`` px into ``out_dir``; return the summary (as in synth.json).
-
-    Every file is written atomically. ``progress(done, n)`` is called after each image.
-    Raises ConfigError for n < 0, a size outside 64-4096, a negative seed or bad ratios.
-    """
-    check_settings(n, size, seed)
-    ratios = check_ratios(ratios)
-    out = Path(out_dir)
-    (out / "images").mkdir(parents=True, exist_ok=True)
-    (out / "labels").mkdir(parents=True, exist_ok=True)
+def _render_images(out: Path, n: int, size: int, seed: int, progress: Progress | None) -> _Annotations:
+    """Render scene ``i`` from ``default_rng([seed, i])``, write its JPEG and label PNG under
+    ``out/images`` and ``out/labels`` (``i + 1`` as a six-digit stem), and collect its records."""
     acc = _Annotations()
     # Atomic writes fsync every file; a few writer threads overlap that disk wait
     # with rendering (which holds the GIL only between numpy calls).
@@ -155,15 +140,14 @@ def write_dataset(
                 progress(i + 1, n)
         for job in pending:
             job.result()
+    return acc
 
-    settings = {
-        "n": n,
-        "size": size,
-        "seed": seed,
-        "ratios": list(ratios),
-        "min_instance_area": MIN_INSTANCE_AREA,
-        "min_person_area": MIN_PERSON_AREA,
-    }
+
+def _write_annotations(
+    out: Path, acc: _Annotations, settings: dict[str, Any], ratios: Sequence[float], seed: int
+) -> dict[str, int]:
+    """Write ``clothing.json`` and ``body.json`` and their splits (``train.json``,
+    ``body_train.json``, ...); return the number of images per split."""
     info = {"description": "clothparse synthetic paper-doll dataset", "format": FORMAT, **settings}
     datasets = (
         ("clothing.json", "", _coco(info, acc.images, acc.clothing, taxonomy.coco_categories())),
@@ -175,8 +159,12 @@ def write_dataset(
         for name, sub in split_annotations(coco, ratios, seed, DEFAULT_NAMES).items():
             write_json(out / f"{split_prefix}{name}.json", sub, indent=None)
             splits[name] = len(sub["images"])
+    return splits
 
-    summary: dict[str, Any] = {
+
+def _summary(acc: _Annotations, settings: dict[str, Any], n: int, splits: dict[str, int]) -> dict[str, Any]:
+    """The dataset summary written to ``synth.json``: settings, counts, splits, per-class counts."""
+    return {
         "format": FORMAT,
         **settings,
         "images": n,
@@ -192,5 +180,36 @@ def write_dataset(
             for c in range(1, taxonomy.NUM_CLOTHING_CLASSES + 1)
         },
     }
+
+
+def write_dataset(
+    out_dir: str | Path,
+    n: int,
+    size: int = 256,
+    seed: int = 0,
+    ratios: Sequence[float] = (0.8, 0.1, 0.1),
+    progress: Progress | None = None,
+) -> dict[str, Any]:
+    """Render ``n`` scenes of ``size`` x ``size`` px into ``out_dir``; return the summary (as in synth.json).
+
+    Every file is written atomically. ``progress(done, n)`` is called after each image.
+    Raises ConfigError for n < 0, a size outside 64-4096, a negative seed or bad ratios.
+    """
+    check_settings(n, size, seed)
+    ratios = check_ratios(ratios)
+    out = Path(out_dir)
+    (out / "images").mkdir(parents=True, exist_ok=True)
+    (out / "labels").mkdir(parents=True, exist_ok=True)
+    acc = _render_images(out, n, size, seed, progress)
+    settings = {
+        "n": n,
+        "size": size,
+        "seed": seed,
+        "ratios": list(ratios),
+        "min_instance_area": MIN_INSTANCE_AREA,
+        "min_person_area": MIN_PERSON_AREA,
+    }
+    splits = _write_annotations(out, acc, settings, ratios, seed)
+    summary = _summary(acc, settings, n, splits)
     write_json(out / "synth.json", summary)
     return summary

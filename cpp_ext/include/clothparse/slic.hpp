@@ -10,10 +10,13 @@
 
 namespace clothparse::slic {
 
+// Defaults: the seed's SLIC settings, whose home is clothparse.parse.superpixels.SlicParams
+// (the binding exposes these as clothparse._slic.DEFAULT_PARAMS; tests/test_slic_native.py
+// checks that the two agree).
 struct Params {
-    long long n_segments = 100;      // requested number of superpixels (>= 1)
-    double compactness = 10.0;       // colour/space balance (> 0), as in skimage.segmentation.slic
-    double sigma = 0.0;              // Gaussian pre-filter width in pixels (>= 0), on the Lab image
+    long long n_segments = 900;      // requested number of superpixels (>= 1)
+    double compactness = 20.0;       // colour/space balance (> 0), as in skimage.segmentation.slic
+    double sigma = 2.0;              // Gaussian pre-filter width in pixels (>= 0), on the Lab image
     int max_iter = 10;               // k-means assignment passes (>= 1)
     bool enforce_connectivity = true;
     double min_size_factor = 0.5;    // segments smaller than this * (H*W/S) are merged into a neighbour
