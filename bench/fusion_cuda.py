@@ -12,7 +12,10 @@ Bit-identity of the pasted probabilities: box geometry comes from the CPU kernel
 ``fmul_rn``/``fadd_rn``/``fdiv_rn``, which the compiler may not contract into FMAs, in
 the same operation order as ``clothparse.parse.fusion_kernels``. Under the CUDA
 simulator (``NUMBA_ENABLE_CUDASIM=1``, for tests without a GPU) plain numpy float32
-arithmetic is used instead (the simulator's libdevice is not executable).
+arithmetic is used instead (the simulator's libdevice is not executable), so a simulator
+run checks the kernels' logic and indexing only, not GPU rounding, races or speed
+(``tests/test_fusion_cuda.py`` says what it can and cannot show); bit-identity on a GPU
+is what ``bench/gpu_check.sh`` measures.
 
 Arrays: labels int32 [H, W] ids 0..S-1; image uint8 [H, W, 3] RGB; boxes float32
 [N, 4] xyxy; masks float32 [N, 28, 28] probabilities.

@@ -13,15 +13,16 @@ Prints a Markdown table (for BENCHMARKS.md) and writes a JSON report with ``--ou
 from __future__ import annotations
 
 import argparse
-import json
 import time
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
+from clothparse.data.coco import read_coco_json
 from clothparse.engines.base import Detections, Engine, TensorSpec
 from clothparse.engines.loader import open_engine
+from clothparse.errors import CptError
 from clothparse.evaluate.parsing_metrics import ParsingMetrics, read_label_map
 from clothparse.io.atomic import write_json
 from clothparse.io.images import read_rgb
@@ -61,12 +62,21 @@ class CachedEngine:
 VARIANTS = ("pixel", "superpixel-area", "superpixel-centroid")
 
 
+def split_images(data: Path, split: str, max_images: int | None = None) -> list[dict[str, Any]]:
+    """The image entries of ``DIR/<split>.json`` in id order (the first ``max_images``).
+
+    Read with ``read_coco_json``: a missing or malformed split, or an image without an
+    ``id`` or ``file_name``, is a one-line DataError naming the file.
+    """
+    ann = read_coco_json(data / f"{split}.json", image_fields=("id", "file_name"))
+    return sorted(ann["images"], key=lambda im: int(im["id"]))[: max_images or None]
+
+
 def run(
     model: Path, body_model: Path, data: Path, split: str, max_images: int | None,
     score_thresh: float, body_score_thresh: float, superpixels: str, device: str,
 ) -> dict[str, Any]:
-    ann = json.loads((data / f"{split}.json").read_text())
-    images = sorted(ann["images"], key=lambda im: im["id"])[: max_images or None]
+    images = split_images(data, split, max_images)
     clothing = CachedEngine(open_engine(model, device=device, score_thresh=score_thresh))
     body = CachedEngine(open_engine(body_model, device=device))
     backend = get_backend(superpixels)
@@ -132,10 +142,13 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--device", default="cpu")
     p.add_argument("--out", type=Path, default=None, help="JSON report")
     a = p.parse_args(argv)
-    report = run(
-        a.model, a.body_model, a.data, a.split, a.max_images, a.score_thresh,
-        a.body_score_thresh, a.superpixels, a.device,
-    )
+    try:
+        report = run(
+            a.model, a.body_model, a.data, a.split, a.max_images, a.score_thresh,
+            a.body_score_thresh, a.superpixels, a.device,
+        )
+    except CptError as exc:  # one line, exit 1, as cpt does
+        raise SystemExit(f"error: {exc}") from None
     print(f"{report['n_images']} images of {a.data}/{a.split}.json, score >= {a.score_thresh}, "
           f"superpixels: {report['superpixels']}")
     print(to_markdown(report))

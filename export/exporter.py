@@ -111,7 +111,6 @@ def export_onnx_model(
         top_k=top_k, opset=spec.opset, precision="fp32", runtime="onnx",
         model_sha256=sc_mod.sha256_file(path), score_thresh=thresh, score_floor=floor,
         min_size=canvas.min_size, max_size=canvas.max_size,
-        image_mean=wrapper.mean.flatten().tolist(), image_std=wrapper.std.flatten().tolist(),
         keep_labels=list(spec.keep_labels) if spec.keep_labels else None,
         source_checkpoint=str(source or ""), source_sha256=sc_mod.sha256_file(source) if source else "",
         mask_size=28,

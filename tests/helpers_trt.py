@@ -88,7 +88,7 @@ def write_meta(path: Path, runtime: str = "onnx", precision: str = "fp32", **too
     sc = Sidecar(
         class_names=["a", "b", "c"], height=H, width=W, batch=B, top_k=K, opset=17, precision=precision,
         runtime=runtime, model_sha256=sha256_file(path), score_thresh=0.5, score_floor=0.05,
-        min_size=H, max_size=W, image_mean=[0.485, 0.456, 0.406], image_std=[0.229, 0.224, 0.225],
+        min_size=H, max_size=W,
     )
     sc.tools.pop("tensorrt", None)
     sc.tools.update(tools)

@@ -2,8 +2,9 @@
 
 A tiny configuration (small-backbone random model, 128 px, warm-up 0, repeat 1) runs
 through the CLI; the checks are on the report structure, the skipped-engine rows, the
---compare arithmetic on hand-made reports, exit codes, and the GPU check's CPU paths
-(the numba-cuda fusion kernels under the CUDA simulator must match the CPU kernel).
+--compare arithmetic on hand-made reports and through the CLI, exit codes, and the GPU
+check's script run end to end on its CPU paths (``--dry-run``; what its fusion section under
+the CUDA simulator can and cannot show: tests/test_fusion_cuda.py).
 """
 
 from __future__ import annotations
@@ -111,8 +112,7 @@ def test_compare_ratio_per_row() -> None:
     assert unmatched == ["fresh", "gone"]
 
 
-def test_cli_compare_and_exit_codes(tmp_path: Path, tiny_report: tuple[Path, object]) -> None:
-    out, _ = tiny_report
+def test_cli_bad_options_and_compare_files_exit_1(tmp_path: Path) -> None:
     runner = CliRunner()
     bad = runner.invoke(app, [*TINY, "--engines", "torch,foo", "--out", str(tmp_path / "x")])
     assert bad.exit_code == 1 and "--engines" in bad.output
@@ -123,10 +123,29 @@ def test_cli_compare_and_exit_codes(tmp_path: Path, tiny_report: tuple[Path, obj
     (tmp_path / "junk.json").write_text("[1, 2]")
     junk = runner.invoke(app, [*TINY, "--compare", str(tmp_path / "junk.json"), "--out", str(tmp_path / "x")])
     assert junk.exit_code == 1 and "not a cpt bench report" in junk.output
+
+
+def test_cli_compare_writes_ratios_against_the_old_report(tmp_path: Path, tiny_report: tuple[Path, object]) -> None:
+    """``--compare`` matches the new run's rows to an older report by name and records new/old."""
+    out, _ = tiny_report
     old = json.loads((out / "bench.json").read_text())
-    data = rep.load_report(out / "bench.json")
-    rows, _ = rep.compare(data, old)
-    assert [r.ratio for r in rows] == [1.0]
+    name = "torch fp32 128x128 b1 sp=skimage"
+    row = next(r for r in old["rows"] if r["name"] == name)
+    row["end_to_end"]["median_ms"] = 1000.0  # the old run: a known median
+    row["stages"]["fusion"]["median_ms"] = 0.0  # a stage that took 0 ms then: no ratio
+    old["rows"].append({**row, "name": "gone"})
+    (tmp_path / "old.json").write_text(json.dumps(old))
+    res = CliRunner().invoke(app, [*TINY, "--engines", "torch", "--precision", "fp32", "--no-baselines",
+                                   "--compare", str(tmp_path / "old.json"), "--out", str(tmp_path / "new")])
+    assert res.exit_code == 0, res.output
+    data = json.loads((tmp_path / "new" / "bench.json").read_text())
+    new_ms = next(r for r in data["rows"] if r["name"] == name)["end_to_end"]["median_ms"]
+    cmp = data["compare"]
+    assert cmp["old"] == str(tmp_path / "old.json") and cmp["unmatched"] == ["gone"]
+    [c] = cmp["rows"]
+    assert c["name"] == name and c["old_ms"] == 1000.0 and c["new_ms"] == new_ms
+    assert c["ratio"] == pytest.approx(new_ms / 1000.0, abs=1e-4) and c["ratio"] > 0
+    assert c["stages"]["fusion"] is None and c["stages"]["clothing_model"] is not None
 
 
 def test_alternating_timer_calls_round_robin() -> None:
@@ -153,14 +172,21 @@ def test_summarize_matches_numpy() -> None:
         summarize([])
 
 
-def test_gpu_check_script_syntax() -> None:
-    subprocess.run(["bash", "-n", str(ROOT / "bench" / "gpu_check.sh")], check=True)
+def test_gpu_check_script_usage_and_dry_run(tmp_path: Path) -> None:
+    """``bash bench/gpu_check.sh OUT --dry-run`` runs end to end here (import check, PYTHONPATH,
+    nvidia-smi fallback, gpu_check.py's CPU paths, exit status) and writes both reports."""
+    import os
+    import sys
 
-
-def test_gpu_check_dry_run_exercises_cpu_paths(tmp_path: Path) -> None:
     from clothparse.bench import gpu_check
 
-    assert gpu_check.main([str(tmp_path), "--dry-run", "--budget", "200"]) == 0
+    script = str(ROOT / "bench" / "gpu_check.sh")
+    env = {**os.environ, "PYTHON": sys.executable}
+    usage = subprocess.run(["bash", script], capture_output=True, text=True, env=env)
+    assert usage.returncode == 2 and "usage:" in usage.stderr
+    res = subprocess.run(["bash", script, str(tmp_path), "--dry-run", "--budget", "200"], capture_output=True, text=True, env=env, timeout=400)
+    assert res.returncode == 0, res.stderr[-3000:]
+    assert (tmp_path / "nvidia-smi.txt").exists()
     data = json.loads((tmp_path / "gpu_check.json").read_text())
     sec = data["sections"]
     assert data["dry_run"] is True
@@ -169,7 +195,8 @@ def test_gpu_check_dry_run_exercises_cpu_paths(tmp_path: Path) -> None:
     assert model["eager_fp32"]["status"] == "ok" and model["wrapper_eager_fp32"]["status"] == "ok"
     assert model["wrapper_cuda_graph_fp16"]["status"] == gpu_check.NO_CUDA
     assert sec["compile-resnet50"]["status"] == gpu_check.NO_CUDA and sec["suite"]["status"] == gpu_check.NO_CUDA
-    # The numba-cuda kernels under the CUDA simulator agree with the CPU fusion, array by array.
+    # The fusion section ran its kernels under the CUDA simulator (what that does and does
+    # not show: tests/test_fusion_cuda.py).
     fusion = sec["fusion"]
     assert fusion["status"].startswith("simulator"), fusion
     assert fusion["identical"] is True and set(fusion["mismatches"]) >= {"coverage", "label_map", "stats"}

@@ -197,7 +197,7 @@ def test_categories_argument_overrides(tmp_path: Path) -> None:
 @pytest.mark.parametrize(
     ("content", "message"),
     [
-        ("{not json", "not a JSON file"),
+        ("{not json", "not valid JSON, so not a COCO annotation file"),
         ('{"annotations": []}', "no 'images' list"),
         ("[1, 2]", "not a JSON object"),
         ('{"images": [], "annotations": {}}', "'annotations' is not a list"),

@@ -6,6 +6,7 @@ import json
 import os
 import tomllib
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import pytest
@@ -35,16 +36,40 @@ def test_taxonomy_ids_names_palette():
         taxonomy.class_id("hat")
 
 
-def test_model_config_defaults_are_the_seed_hyperparameters():
-    cfg = ModelConfig()
-    assert cfg.backbone == "resnet101"
-    assert (cfg.min_size, cfg.max_size) == (800, 1024)
-    assert (cfg.score_thresh, cfg.nms_thresh, cfg.rpn_nms_thresh) == (0.9, 0.3, 0.7)
-    assert cfg.fc_size == 1024 and cfg.num_classes == 14
-    t = TrainConfig()
-    assert (t.lr, t.weight_decay, t.batch_size, t.steps_per_epoch, t.validation_steps) == (
-        0.001, 1e-4, 4, 100, 50,
-    )
+def test_cpt_train_without_options_trains_with_the_seed_hyperparameters(tmp_path, monkeypatch):
+    """``cpt train DATA OUT`` with no tuning options hands training the seed's settings, and
+    they reach what runs: the SGD optimiser, the lr after warm-up, the batches, the epoch
+    length, and (through ``ModelConfig``) the model's thresholds and input size."""
+    import torch
+
+    from clothparse.train import loop, run
+    from clothparse.train.data import make_loader
+    from clothparse.train.distributed import DistInfo
+
+    class Tiny(list):
+        class_names = tuple(taxonomy.MODANET_CLASSES)
+
+    seen: dict[str, object] = {}
+
+    def fake_fit(mc, tc, train_ds, val_ds, out, **kw):
+        seen.update(mc=mc, tc=tc)
+        raise ConfigError("stop here")
+
+    monkeypatch.setattr(run, "open_datasets", lambda *a, **k: (Tiny([(torch.zeros(3, 4, 4), {})] * 9), Tiny()))
+    monkeypatch.setattr(run, "fit", fake_fit)
+    res = CliRunner().invoke(app, ["train", "--data", str(tmp_path), "--out", str(tmp_path / "run")])
+    assert "stop here" in res.output and res.exit_code == 1, res.output
+    mc, tc = seen["mc"], seen["tc"]
+    assert isinstance(mc, ModelConfig) and isinstance(tc, TrainConfig)
+    assert (mc.backbone, mc.min_size, mc.max_size) == ("resnet101", 800, 1024)
+    assert (mc.score_thresh, mc.nms_thresh, mc.rpn_nms_thresh, mc.fc_size) == (0.9, 0.3, 0.7, 1024)
+    opt = loop._make_optimizer([torch.nn.Parameter(torch.zeros(1))], tc, None, {})
+    assert [(g["lr"], g["momentum"], g["weight_decay"]) for g in opt.param_groups] == [(0.001, 0.9, 1e-4)]
+    assert loop.lr_at(tc, tc.warmup_steps + 5, False) == pytest.approx(0.001)
+    nine: Any = Tiny([(torch.zeros(3, 4, 4), {})] * 9)
+    loader, _ = make_loader(nine, tc.batch_size, 0, DistInfo(), 0, shuffle=True)
+    assert [len(images) for images, _ in loader] == [4, 4, 1]
+    assert (tc.steps_per_epoch, tc.validation_steps) == (100, 50)
 
 
 def test_config_round_trip_and_validation():

@@ -40,6 +40,13 @@ def test_resnet_models_build_with_seed_settings(backbone: str) -> None:
     assert m.rpn.nms_thresh == 0.7
     assert m.transform.min_size == (800,) and m.transform.max_size == 1024
     assert [s[0] for s in m.rpn.anchor_generator.sizes] == [32, 64, 128, 256, 512]
+    assert all(r == (0.5, 1.0, 2.0) for r in m.rpn.anchor_generator.aspect_ratios)
+    assert m.roi_heads.detections_per_img == 100
+    # The seed's strides 4-64: one anchor size per FPN level P2-P6 at those strides.
+    with torch.no_grad():
+        feats = m.eval().backbone(torch.rand(1, 3, 64, 64))
+    assert [64 // f.shape[-1] for f in feats.values()] == [4, 8, 16, 32, 64]
+    assert len(feats) == len(m.rpn.anchor_generator.sizes)
     assert isinstance(m.backbone.body.bn1, misc_nn_ops.FrozenBatchNorm2d)
     n_blocks = len(m.backbone.body.layer3)
     assert n_blocks == (23 if backbone == "resnet101" else 6)

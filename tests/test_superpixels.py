@@ -145,7 +145,12 @@ def test_relabel_contiguous() -> None:
 def test_get_backend_names(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     with pytest.raises(ConfigError):
         sp.get_backend("opencv")
-    assert isinstance(sp.get_backend("skimage"), sp.SuperpixelBackend)
+    sk = sp.get_backend("skimage")
+    two = np.zeros((16, 16, 3), np.uint8)
+    two[:, 8:] = 255
+    lab = sk.segment(two, n_segments=4, compactness=10, sigma=0)  # no superpixel crosses the edge
+    assert sk.name == "skimage" and lab.shape == (16, 16)
+    assert set(np.unique(lab[:, :8])).isdisjoint(np.unique(lab[:, 8:])) and len(np.unique(lab)) > 1
     monkeypatch.setattr(sp, "_native_available", lambda: False)
     monkeypatch.setattr(sp, "_told_fallback", False)
     with pytest.raises(DependencyError, match=r"clothparse\._slic"):

@@ -3,9 +3,9 @@
 ``model.onnx`` -> ``model.onnx.json``; ``model.engine`` -> ``model.engine.json``. The
 sidecar carries what the graph cannot: class names (engines never hard-code them), the
 canvas and the resize rule of the preprocessing contract (``clothparse.contract.canvas``),
-the score floor the graph filters at and the default run-time threshold, normalisation,
-opset, precision, the SHA-256 of the model file and of the source checkpoint, and the
-tool versions (for TensorRT: the version of the module that built the engine). Loading checks the model file's
+the score floor the graph filters at and the default run-time threshold, the I/O names and
+sizes the engines check, precision, the SHA-256 of the model file (checked on load), and for
+provenance the opset, the source checkpoint and its SHA-256 and the tool versions (for TensorRT: the version of the module that built the engine). Loading checks the model file's
 hash, so a corrupt file or a sidecar from another export is a one-line ``ModelError``.
 """
 
@@ -23,7 +23,7 @@ from clothparse.errors import ModelError
 from clothparse.io.atomic import write_json
 
 SIDECAR_FORMAT = "clothparse-export"
-SIDECAR_VERSION = 2
+SIDECAR_VERSION = 3
 
 INPUT_NAMES: tuple[str, ...] = ("images", "image_sizes")
 OUTPUT_NAMES: tuple[str, ...] = ("boxes", "scores", "classes", "masks", "num_detections")
@@ -64,10 +64,10 @@ class Sidecar:
     width: int
     batch: int
     top_k: int
-    opset: int
+    opset: int  # provenance
     precision: str
     runtime: str  # "onnx" or "trt"
-    model_sha256: str
+    model_sha256: str  # checked on every load
     #: Default run-time threshold (the model's own, or ``cpt export --score-thresh``).
     score_thresh: float
     #: The graph keeps the top-K detections scoring above this; run-time thresholds below it are refused.
@@ -75,15 +75,15 @@ class Sidecar:
     #: The resize rule of the checkpoint (torchvision ``min_size``/``max_size``).
     min_size: int
     max_size: int
-    image_mean: list[float]
-    image_std: list[float]
     keep_labels: list[int] | None = None
+    mask_size: int = 28
+    #: Graph I/O names; shapes follow from batch, height, width, top_k and mask_size
+    #: (ARCHITECTURE.md, "Exported graphs"), and the engines check them on load.
+    inputs: list[str] = field(default_factory=lambda: list(INPUT_NAMES))
+    outputs: list[str] = field(default_factory=lambda: list(OUTPUT_NAMES))
+    #: Provenance, for people auditing an export (cpt reads only tools["tensorrt"]).
     source_checkpoint: str = ""
     source_sha256: str = ""
-    mask_size: int = 28
-    inputs: list[str] = field(default_factory=lambda: list(INPUT_NAMES))
-    input_layout: str = "images: uint8 [B, 3, H, W] RGB canvas (clothparse.contract.canvas); image_sizes: int32 [B, 2] rows, cols of the photo in it"
-    outputs: list[str] = field(default_factory=lambda: list(OUTPUT_NAMES))
     tools: dict[str, str] = field(default_factory=tool_versions)
     format: str = SIDECAR_FORMAT
     version: int = SIDECAR_VERSION

@@ -21,7 +21,7 @@ from clothparse.contract.canvas import prepare_batch
 from clothparse.contract.sidecar import load_sidecar
 from clothparse.engines.base import Detections, TensorSpec
 from clothparse.engines.ort_providers import choose_providers
-from clothparse.engines.raw import check_score_thresh, outputs_to_detections
+from clothparse.engines.raw import check_score_thresh, io_shapes, outputs_to_detections
 from clothparse.errors import DependencyError, ModelError
 
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(uint8)": np.uint8}
@@ -73,14 +73,12 @@ class OnnxEngine:
         self._allocate(ort)
 
     def _check_io(self) -> None:
-        sc = self.sidecar
-        got = [(i.name, list(i.shape)) for i in self.session.get_inputs()]
-        expected = list(zip(sc.inputs, [[sc.batch, 3, sc.height, sc.width], [sc.batch, 2]], strict=True))
+        """The graph's I/O names and static shapes must be the ones the sidecar describes."""
+        got = {i.name: tuple(i.shape) for i in [*self.session.get_inputs(), *self.session.get_outputs()]}
+        expected = io_shapes(self.sidecar)
         if got != expected:
-            raise ModelError(f"model inputs {got} do not match the sidecar {expected}", self.path)
-        names = [o.name for o in self.session.get_outputs()]
-        if names != list(sc.outputs):
-            raise ModelError(f"model outputs {names} do not match the sidecar {sc.outputs}", self.path)
+            diff = "; ".join(f"{n}: {got.get(n)} vs {expected.get(n)}" for n in sorted(set(got) | set(expected)) if got.get(n) != expected.get(n))
+            raise ModelError(f"model inputs/outputs do not match the sidecar ({diff}): re-export", self.path)
 
     def _allocate(self, ort: Any) -> None:
         """Input and output arrays allocated once and bound to the session."""

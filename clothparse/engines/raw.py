@@ -11,8 +11,16 @@ from pathlib import Path
 import numpy as np
 
 from clothparse.contract.canvas import Placement, boxes_to_photo
+from clothparse.contract.sidecar import Sidecar
 from clothparse.engines.base import Detections
 from clothparse.errors import ConfigError
+
+
+def io_shapes(sc: Sidecar) -> dict[str, tuple[int, ...]]:
+    """Name -> static shape of every graph input and output that ``sc`` describes."""
+    b, k, m = sc.batch, sc.top_k, sc.mask_size
+    shapes = [(b, 3, sc.height, sc.width), (b, 2), (b, k, 4), (b, k), (b, k), (b, k, m, m), (b,)]
+    return dict(zip([*sc.inputs, *sc.outputs], shapes, strict=True))
 
 
 def check_score_thresh(thresh: float, floor: float, path: str | Path | None = None) -> float:

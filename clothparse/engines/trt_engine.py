@@ -19,7 +19,7 @@ import numpy as np
 from clothparse.contract.canvas import prepare_batch
 from clothparse.contract.sidecar import Sidecar, load_sidecar
 from clothparse.engines.base import Detections, TensorSpec
-from clothparse.engines.raw import check_score_thresh, outputs_to_detections
+from clothparse.engines.raw import check_score_thresh, io_shapes, outputs_to_detections
 from clothparse.engines.tensorrt_runtime import (
     import_tensorrt,
     init_plugins,
@@ -99,10 +99,11 @@ class TrtEngine:
         }
         if inputs != expected:
             raise ModelError(f"engine inputs {inputs} do not match the sidecar {expected}: {REBUILD_HINT}", self.path)
-        if sorted(outputs) != sorted(sc.outputs):
-            raise ModelError(f"engine outputs {sorted(outputs)} do not match the sidecar {sc.outputs}", self.path)
-        if any(shape[0] != sc.batch for shape, _ in outputs.values()):
-            raise ModelError(f"engine outputs {outputs} are not batched like the sidecar (batch {sc.batch})", self.path)
+        shapes = io_shapes(sc)
+        got = {name: shape for name, (shape, _) in outputs.items()}
+        want = {name: shapes[name] for name in sc.outputs}
+        if got != want:
+            raise ModelError(f"engine outputs {got} do not match the sidecar {want}: {REBUILD_HINT}", self.path)
 
     def _allocate(self, trt: Any) -> None:
         """One device tensor (and one pinned host mirror) per I/O tensor, bound to the context once."""

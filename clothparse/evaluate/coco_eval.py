@@ -11,7 +11,6 @@ from __future__ import annotations
 import contextlib
 import copy
 import io
-import json
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -22,7 +21,7 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from clothparse.data.coco import to_rle
+from clothparse.data.coco import check_coco, int_field, read_coco_json, to_rle
 from clothparse.errors import DataError
 
 IOU_TYPES = ("bbox", "segm")
@@ -57,43 +56,35 @@ def _quiet() -> contextlib.AbstractContextManager[Any]:
     return contextlib.redirect_stdout(io.StringIO())
 
 
-def load_json(path: str | Path, what: str) -> Any:
-    """Read a JSON file, raising DataError (naming the file) when missing or malformed."""
-    path = Path(path)
-    if not path.is_file():
-        raise DataError(f"{what} not found", path)
-    try:
-        return json.loads(path.read_text(encoding="utf-8"))
-    except (json.JSONDecodeError, UnicodeDecodeError) as exc:
-        raise DataError(f"not valid JSON ({exc})", path) from None
-
-
 def _bump(counts: dict[str, int], key: str) -> None:
     counts[key] = counts.get(key, 0) + 1
+
+
+#: What evaluation needs of every ground-truth image (pycocotools and mask sizes).
+GT_IMAGE_FIELDS = ("id", "height", "width")
 
 
 def sanitize_gt(dataset: dict[str, Any], path: str | Path | None = None) -> tuple[dict[str, Any], dict[str, int]]:
     """Make a COCO instances dict safe for pycocotools; count what was dropped or fixed.
 
-    Drops annotations whose image is not listed and polygons with fewer than three
-    points; fills a missing ``iscrowd`` (0) and ``area`` (mask area), since COCOeval
-    needs both. Returns (clean copy, counts).
+    The dict is first checked as ``read_coco_json`` checks a file (categories needed,
+    every image with an integer id, height and width). Then drops annotations whose image
+    is not listed and polygons with fewer than three points; fills a missing ``iscrowd``
+    (0) and ``area`` (mask area), since COCOeval needs both. Returns (clean copy, counts).
     """
-    if not isinstance(dataset, dict) or not isinstance(dataset.get("images"), list):
-        raise DataError("not a COCO instances file (no 'images' list)", path)
-    if not isinstance(dataset.get("categories"), list) or not dataset["categories"]:
-        raise DataError("not a COCO instances file (no 'categories' list)", path)
+    check_coco(dataset, path, categories=True, image_fields=GT_IMAGE_FIELDS)
+    return _sanitize(dataset, path)
+
+
+def _sanitize(dataset: dict[str, Any], path: str | Path | None) -> tuple[dict[str, Any], dict[str, int]]:
+    """``sanitize_gt`` on a dict already checked by ``check_coco`` (categories, GT_IMAGE_FIELDS)."""
     out = {k: v for k, v in dataset.items() if k != "annotations"}
-    images: dict[int, dict[str, Any]] = {}
-    for k, im in enumerate(dataset["images"]):
-        images[_int_field(im, "id", f"image #{k}", path)] = im
-        for key in ("height", "width"):
-            _int_field(im, key, f"image #{k}", path)
+    images = {int(im["id"]): im for im in dataset["images"]}
     dropped: dict[str, int] = {}
     anns: list[dict[str, Any]] = []
     for k, ann in enumerate(dataset.get("annotations", [])):
         # pycocotools indexes annotations by id: without one it raises a bare KeyError.
-        ann_id = _int_field(ann, "id", f"annotation #{k}", path)
+        ann_id = int_field(ann, "id", f"annotation #{k}", path)
         im = images.get(int(ann.get("image_id", -1)))
         if im is None:
             _bump(dropped, "annotation without image")
@@ -123,20 +114,11 @@ def sanitize_gt(dataset: dict[str, Any], path: str | Path | None = None) -> tupl
     return out, dropped
 
 
-def _int_field(entry: Any, key: str, what: str, path: str | Path | None) -> int:
-    """``entry[key]`` as an int; a one-line DataError naming the file when it is missing or not a number."""
-    if not isinstance(entry, dict) or key not in entry:
-        raise DataError(f"{what} has no '{key}'", path)
-    try:
-        return int(entry[key])
-    except (TypeError, ValueError):
-        raise DataError(f"{what} has a non-integer '{key}' ({entry[key]!r})", path) from None
-
-
 def load_gt(path: str | Path) -> GroundTruth:
-    """Load and sanitise a COCO instances file (see ``sanitize_gt``)."""
+    """Read a COCO instances file with ``read_coco_json``, sanitise it (``sanitize_gt``), index it."""
     path = Path(path)
-    clean, dropped = sanitize_gt(load_json(path, "annotation file"), path)
+    data = read_coco_json(path, categories=True, image_fields=GT_IMAGE_FIELDS)
+    clean, dropped = _sanitize(data, path)
     return gt_from_dict(clean, path, dropped)
 
 

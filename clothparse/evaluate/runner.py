@@ -11,14 +11,9 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from clothparse.data.coco import read_coco_json, read_json
 from clothparse.errors import ConfigError, DataError
-from clothparse.evaluate.coco_eval import (
-    GroundTruth,
-    check_results,
-    coco_evaluate,
-    load_gt,
-    load_json,
-)
+from clothparse.evaluate.coco_eval import GroundTruth, check_results, coco_evaluate
 from clothparse.evaluate.parsing_metrics import ParsingMetrics, evaluate_parsing_dir
 from clothparse.evaluate.seed_metrics import DEFAULT_THRESHOLDS, seed_evaluate
 
@@ -57,7 +52,7 @@ def load_results(path: Path, gt: GroundTruth) -> tuple[list[dict[str, Any]], int
     Raises DataError when the file is malformed, uses unknown categories, has a mask
     whose size differs from its image, or matches no image of the split at all.
     """
-    raw = load_json(path, "results file")
+    raw = read_json(path, "results file")
     if not isinstance(raw, list):
         raise DataError("not a COCO results file (expected a JSON list of detections)", path)
     check_results(gt, raw, path)
@@ -102,11 +97,12 @@ def evaluate_detections(
 
 def parsing_stems(data: Path, split: str) -> tuple[list[str], Path]:
     """Stems of the images of a split and the ground-truth label folder DIR/labels."""
-    gt = load_gt(split_annotation_path(data, split, "clothing"))
+    ann = read_coco_json(split_annotation_path(data, split, "clothing"), image_fields=("id", "file_name"))
     labels = data / "labels"
     if not labels.is_dir():
         raise DataError("no parsing ground truth folder (written by `cpt data synth`)", labels)
-    stems = [Path(str(gt.coco.imgs[i]["file_name"])).stem for i in gt.image_ids()]
+    by_id = {int(im["id"]): str(im["file_name"]) for im in ann["images"]}
+    stems = [Path(by_id[i]).stem for i in sorted(by_id)]
     return stems, labels
 
 

@@ -22,6 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from clothparse.data.coco import read_coco_json
 from clothparse.errors import CptError, DataError
 from clothparse.io.atomic import write_bytes, write_json
 from clothparse.io.images import IMAGE_SUFFIXES, read_rgb
@@ -94,16 +95,12 @@ def output_files(out_dir: Path, name: str) -> tuple[Path, Path, Path]:
 
 
 def load_image_ids(ann_path: str | Path) -> dict[str, int]:
-    """file_name -> image id from a COCO annotation file (also keyed by base name when unique)."""
-    ann_path = Path(ann_path)
-    try:
-        doc = json.loads(ann_path.read_text(encoding="utf-8"))
-        images = doc["images"]
-        pairs = [(str(im["file_name"]), int(im["id"])) for im in images]
-    except FileNotFoundError:
-        raise DataError("annotation file not found", ann_path) from None
-    except (OSError, UnicodeDecodeError, json.JSONDecodeError, KeyError, TypeError, ValueError) as exc:
-        raise DataError(f"not a COCO annotation file ({type(exc).__name__}: {exc})", ann_path) from None
+    """file_name -> image id from a COCO annotation file (also keyed by base name when unique).
+
+    Read with ``read_coco_json`` (every image needs an ``id`` and a ``file_name``).
+    """
+    doc = read_coco_json(ann_path, image_fields=("id", "file_name"))
+    pairs = [(str(im["file_name"]), int(im["id"])) for im in doc["images"]]
     ids = dict(pairs)
     base = Counter(Path(f).name for f, _ in pairs)
     for f, i in pairs:
