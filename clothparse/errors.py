@@ -37,3 +37,10 @@ class ConfigError(CptError):
 
 class DependencyError(CptError):
     """An optional dependency (tensorrt, onnxruntime-gpu, native extension) is missing."""
+
+
+def is_expected(exc: BaseException) -> bool:
+    """True for errors a user's input or machine can cause (a ``CptError``, an OS error,
+    running out of memory): reported as one line. False for everything else, which is a
+    bug in cpt (the CLI reports it once as an internal error)."""
+    return isinstance(exc, CptError | OSError | MemoryError) or type(exc).__name__ == "OutOfMemoryError"

@@ -25,7 +25,7 @@ from collections.abc import Iterator
 import click
 import typer
 
-from clothparse.errors import CptError
+from clothparse.errors import CptError, is_expected
 
 EXIT_ERROR = 1
 EXIT_USAGE = 2  # Click's code for a usage error (bad option, missing argument); never used by cpt itself
@@ -38,11 +38,6 @@ DEBUG_HINT = "run again with CPT_DEBUG=1 to see the traceback"
 
 def debug_enabled() -> bool:
     return os.environ.get("CPT_DEBUG", "").strip() not in ("", "0", "false", "no")
-
-
-def is_expected(exc: BaseException) -> bool:
-    """True for errors a user can cause or fix (one line, exit 1); False for bugs."""
-    return isinstance(exc, CptError | OSError | MemoryError) or type(exc).__name__ == "OutOfMemoryError"
 
 
 def format_error(exc: BaseException) -> str:

@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any
 
 from clothparse.data.coco import read_coco_json
-from clothparse.errors import CptError, DataError
+from clothparse.errors import CptError, DataError, is_expected
 from clothparse.io.atomic import write_bytes, write_json
 from clothparse.io.images import IMAGE_SUFFIXES, read_rgb
 from clothparse.parse.outputs import OverlayOptions, encode_result
@@ -183,11 +183,6 @@ class BatchSummary:
         return {k: sum(t[k] for t in done) / len(done) for k in done[0]}
 
 
-def is_photo_error(exc: BaseException) -> bool:
-    """True for the failures a single photo can cause (the batch goes on); False for bugs."""
-    return isinstance(exc, CptError | OSError | MemoryError) or type(exc).__name__ == "OutOfMemoryError"
-
-
 def _as_cpt_error(exc: BaseException, path: Path) -> CptError:
     """A one-line error naming ``path``; the original stays as ``__cause__`` for CPT_DEBUG tracebacks."""
     if isinstance(exc, CptError) and exc.path:
@@ -240,7 +235,7 @@ def run_batch(
 ) -> BatchSummary:
     """Parse ``paths`` into ``out_dir``; per-photo errors go to ``on_error`` and the batch goes on.
 
-    Only expected per-photo errors (``is_photo_error``) are caught; any other exception
+    Only expected per-photo errors (``clothparse.errors.is_expected``) are caught; any other exception
     propagates unchanged at the first photo it happens on (no ``results_coco.json`` then).
 
     ``image_ids`` (file name -> COCO image id, from ``--ann``) names the images in
@@ -261,7 +256,7 @@ def run_batch(
             else:
                 outcome.record = parse_one(parser, path, name, out_dir, options)
         except Exception as exc:
-            if not is_photo_error(exc):
+            if not is_expected(exc):
                 raise  # a bug: report it once (the CLI's internal error), not as N failed photos
             outcome.status = "failed"
             outcome.error = _as_cpt_error(exc, path)
