@@ -19,7 +19,7 @@ from typing import Any
 
 import numpy as np
 
-from clothparse.data.coco import read_coco_json
+from clothparse.data.coco_json import read_coco_json
 from clothparse.engines.base import Detections, Engine, TensorSpec
 from clothparse.engines.loader import open_engine
 from clothparse.errors import CptError

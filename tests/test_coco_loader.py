@@ -13,7 +13,8 @@ from hypothesis import strategies as st
 from PIL import Image
 from pycocotools import mask as mask_utils
 
-from clothparse.data.coco import annotation_mask, load_coco, polygon_area, read_coco_json
+from clothparse.data.coco import annotation_mask, load_coco, polygon_area
+from clothparse.data.coco_json import read_coco_json
 from clothparse.errors import DataError
 
 H, W = 30, 40

@@ -1,4 +1,4 @@
-"""One reader for COCO annotation files (``clothparse.data.coco.read_coco_json``).
+"""One reader for COCO annotation files (``clothparse.data.coco_json.read_coco_json``).
 
 The loader, evaluation, ``cpt parse --ann`` and the parsing-quality bench all read an
 annotation file through it, so each gives the same one-line DataError naming the file.
@@ -16,7 +16,8 @@ from typing import Any
 
 import pytest
 
-from clothparse.data.coco import load_coco, read_coco_json, read_json
+from clothparse.data.coco import load_coco
+from clothparse.data.coco_json import read_coco_json, read_json
 from clothparse.errors import DataError
 from clothparse.evaluate.coco_eval import load_gt, sanitize_gt
 from clothparse.evaluate.runner import load_results, parsing_stems

@@ -9,7 +9,7 @@ import typer
 
 from clothparse.cli.errors import handle_errors
 from clothparse.cli.options import OutDir, Seed
-from clothparse.data.coco import read_coco_json
+from clothparse.data.coco_json import read_coco_json
 from clothparse.data.split import DEFAULT_NAMES, parse_ratios, split_annotations
 from clothparse.errors import DataError
 from clothparse.io.atomic import write_json

@@ -21,7 +21,7 @@ from typing import Any
 import lmdb
 from PIL import Image, UnidentifiedImageError
 
-from clothparse.data.coco import read_coco_json
+from clothparse.data.coco_json import read_coco_json
 from clothparse.errors import DataError
 from clothparse.io.atomic import write_bytes
 

@@ -22,7 +22,7 @@ import torch
 from torchvision.models.detection.image_list import ImageList
 from torchvision.ops.poolers import initLevelMapper
 
-from clothparse.contract.canvas import CanvasSpec, boxes_to_photo, prepare_batch
+from clothparse.contract.canvas import STRIDE, CanvasSpec, boxes_to_photo, prepare_batch
 from clothparse.device import resolve_device
 from clothparse.engines.base import Detections, TensorSpec
 from clothparse.errors import ConfigError, ModelError
@@ -48,21 +48,23 @@ def model_canvas(model: Any, height: int | None = None, width: int | None = None
     return CanvasSpec.for_model(int(t.min_size[-1]), int(t.max_size), height, width)
 
 
-def fix_pooler_scales(model: Any, canvas: CanvasSpec) -> None:
-    """Set the RoI poolers' level scales from the canvas size.
+def fix_pooler_scales(model: Any) -> None:
+    """Set the RoI poolers' level scales (1 / each feature level's stride).
 
     torchvision infers them on the first call from that call's image sizes (height only)
     and caches them; a photo filling less than ~70 % of the canvas height would round to
     the wrong power of two. The scales are a property of the backbone's strides, so they
-    are fixed here from one dummy pass, the same rule the export wrapper uses.
+    are fixed here from one dummy pass over a small canvas-compatible input (its side a
+    multiple of every stride, so feature side / input side is exactly 1 / stride).
     """
     heads = model.roi_heads
     poolers = [p for p in (heads.box_roi_pool, getattr(heads, "mask_roi_pool", None)) if p is not None]
     dev = next(model.parameters()).device
+    side = 2 * STRIDE
     with torch.inference_mode():
-        feats = model.backbone(torch.zeros(1, 3, canvas.height, canvas.width, device=dev))
+        feats = model.backbone(torch.zeros(1, 3, side, side, device=dev))
     for pooler in poolers:
-        scales = [2.0 ** round(math.log2(feats[n].shape[-2] / canvas.height)) for n in pooler.featmap_names]
+        scales = [2.0 ** round(math.log2(feats[n].shape[-2] / side)) for n in pooler.featmap_names]
         pooler.scales = scales
         pooler.map_levels = initLevelMapper(
             int(-math.log2(scales[0])), int(-math.log2(scales[-1])),
@@ -101,7 +103,7 @@ class TorchEngine:
         self.class_names = tuple(class_names)
         self.batch_size = int(batch_size)
         self.canvas = canvas or model_canvas(self.model)
-        fix_pooler_scales(self.model, self.canvas)
+        fix_pooler_scales(self.model)
         self.score_thresh = float(self.model.roi_heads.score_thresh) if score_thresh is None else float(score_thresh)
         if not 0.0 <= self.score_thresh <= 1.0:
             raise ConfigError(f"score threshold must be in [0, 1], got {self.score_thresh}")

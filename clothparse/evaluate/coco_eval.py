@@ -21,7 +21,8 @@ from pycocotools import mask as mask_utils
 from pycocotools.coco import COCO
 from pycocotools.cocoeval import COCOeval
 
-from clothparse.data.coco import check_coco, int_field, read_coco_json, to_rle
+from clothparse.data.coco import to_rle
+from clothparse.data.coco_json import check_coco, int_field, read_coco_json
 from clothparse.errors import DataError
 
 IOU_TYPES = ("bbox", "segm")

@@ -11,7 +11,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from clothparse.data.coco import read_coco_json, read_json
+from clothparse.data.coco_json import read_coco_json, read_json
 from clothparse.errors import ConfigError, DataError
 from clothparse.evaluate.coco_eval import GroundTruth, check_results, coco_evaluate
 from clothparse.evaluate.parsing_metrics import ParsingMetrics, evaluate_parsing_dir

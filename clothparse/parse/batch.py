@@ -22,7 +22,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
-from clothparse.data.coco import read_coco_json
+from clothparse.data.coco_json import read_coco_json
 from clothparse.errors import CptError, DataError, is_expected
 from clothparse.io.atomic import write_bytes, write_json
 from clothparse.io.images import IMAGE_SUFFIXES, read_rgb
