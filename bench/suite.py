@@ -40,8 +40,9 @@ from clothparse.bench.report import STAGES
 
 from clothparse.errors import ConfigError
 
-ENGINES = ("torch", "onnx", "trt")
-PRECISIONS = ("fp32", "fp16", "int8")
+ENGINES = ("torch", "onnx", "openvino", "trt")
+#: bf16 is the openvino engine's CPU precision (from the fp32 export); the others name the export.
+PRECISIONS = ("fp32", "fp16", "bf16", "int8")
 SUPERPIXELS = ("auto", "skimage", "native")
 REPORT_FORMAT = "clothparse-bench/1"
 
@@ -197,6 +198,15 @@ class Suite:
     def clothing_engine(self, cell: _Cell, calib: list[Any]) -> Any:
         """The clothing engine of ``cell``; raises ``_Skip`` with the reason when it cannot run."""
         e, p = cell.engine, cell.precision
+        if p == "bf16" and e != "openvino":
+            raise _Skip("bf16 is the openvino engine's CPU precision")
+        if e == "openvino" and p == "fp16":
+            raise _Skip("the openvino CPU engine runs fp16 graphs in fp32 or bf16: use --precision fp32,bf16")
+        if e == "openvino" and p == "bf16":
+            from clothparse.engines.openvino_engine import cpu_has_bf16
+
+            if not cpu_has_bf16():
+                raise _Skip("this CPU has no bfloat16 support (OpenVINO's OPTIMIZATION_CAPABILITIES lacks BF16)")
         if e == "torch":
             if self.tm is None:
                 raise _Skip("--model is an exported file; the torch engine needs a checkpoint")
@@ -210,20 +220,26 @@ class Suite:
             if reason:
                 raise _Skip(reason)
         path = self.export_path
+        # openvino reads the ONNX export: bf16 from the fp32 file, int8 from the Q/DQ one.
+        runtime, export_precision = ("onnx", "fp32" if p == "bf16" else p) if e == "openvino" else (e, p)
         if path is not None:
-            from clothparse.engines.loader import engine_kind
+            from clothparse.engines.loader import can_open, engine_kind
 
-            if engine_kind(path) != e:
+            if not can_open(e, path):
                 raise _Skip(f"--model {path.name} is a {engine_kind(path)} file, not {e}")
         else:
             assert self.tm is not None
             if cell.height % 32 or cell.width % 32:
                 raise _Skip(f"exports need H and W that are multiples of 32 (got {cell.height}x{cell.width})")
-            self.log(f"exporting {e} {p} {cell.height}x{cell.width} batch {cell.batch} ...")
-            path = export_model(self.tm, self.cfg.out / "exports", cell.height, cell.width, cell.batch, e, p, calib)
+            self.log(f"exporting {runtime} {export_precision} {cell.height}x{cell.width} batch {cell.batch} ...")
+            path = export_model(self.tm, self.cfg.out / "exports", cell.height, cell.width, cell.batch, runtime,
+                                export_precision, calib)
         from clothparse.engines.loader import open_engine
 
-        return open_engine(path, kind=e, device="cpu" if self.device.type == "cpu" else "auto")
+        device = "cpu" if self.device.type == "cpu" or e == "openvino" else "auto"
+        if e != "openvino":
+            return open_engine(path, kind=e, device=device)
+        return open_engine(path, kind=e, device=device, precision={"fp32": "f32", "bf16": "bf16", "int8": "int8"}[p])
 
     def _preprocess(self, engine: Any) -> Callable[[list[Any]], Any]:
         """The engine's preprocessing alone: the one canvas contract for every engine."""

@@ -39,15 +39,21 @@ class Tolerance:
 #: matched (97.1 %, all unmatched scores < 0.2) while the PyTorch export wrapper matched the
 #: torch engine 100 %. A wrong canvas or stale weights match 0 %.
 FP32 = Tolerance()
-#: Reduced-precision graphs against the torch engine, at the score floor. Measured on the
-#: reference model (BENCHMARKS.md, issue 9): fp16 in ONNX Runtime matched 100 % (min IoU
-#: 0.999, score diff 7e-4), also with fp16 activations emulated as TensorRT runs them
-#: (score diff 1.7e-3); int8 Q/DQ matched 98 % at IoU >= 0.7, scores up to 0.11 apart, 3 %
-#: of mask pixels. Each bound leaves room over those figures and still fails a broken graph
-#: (a wrong canvas, swapped classes, shifted scores: tests/test_parity.py, test_engine_agreement.py).
+#: Reduced precision against the torch engine, at the score floor. Measured on the reference
+#: model (BENCHMARKS.md, issues 9 and 10; ``python -m clothparse.bench.precision_accuracy``):
+#: fp16 in ONNX Runtime matched 100 % (min IoU 0.999, score diff 7e-4), also with fp16
+#: activations emulated as TensorRT runs them (score diff 1.7e-3). int8 Q/DQ: ONNX Runtime
+#: matched 98 % (min IoU 0.76, scores up to 0.14 apart, 3.6 % of mask pixels); OpenVINO on an
+#: AVX2 CPU 97 % (min IoU 0.705, score diff 0.161, 4.2 %), its int8 kernels without VNNI
+#: saturating 16-bit sums (OpenVINO's CPU device guide). bf16 (OpenVINO on CPUs with
+#: bfloat16), estimated with PyTorch's CPU bf16 autocast: 93 % (min IoU 0.85, score diff 0.13,
+#: 2.1 %), bbox/segm AP +0.002/+0.003. Not "the last digits": weak detections move, AP holds.
+#: Each bound leaves room over those figures and still fails a broken graph (a wrong canvas,
+#: swapped classes, scores shifted by 0.2: tests/test_parity.py, test_engine_agreement.py).
 REDUCED: dict[str, Tolerance] = {
     "fp16": Tolerance(min_iou=0.9, max_score_diff=0.05, max_mask_diff=0.05, min_match_rate=0.95),
-    "int8": Tolerance(min_iou=0.7, max_score_diff=0.15, max_mask_diff=0.1, min_match_rate=0.9),
+    "int8": Tolerance(min_iou=0.65, max_score_diff=0.18, max_mask_diff=0.1, min_match_rate=0.9),
+    "bf16": Tolerance(min_iou=0.8, max_score_diff=0.18, max_mask_diff=0.05, min_match_rate=0.9),
 }
 
 

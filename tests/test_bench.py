@@ -252,3 +252,22 @@ def test_missing_optional_dependency_is_a_skip_that_says_what_to_install(tmp_pat
     # A clothparse module that does not import is a broken install: a failure, not a skip.
     assert suite.missing_dependency(ModuleNotFoundError("x", name="clothparse.engines.nope")) is None
     assert suite.missing_dependency(RuntimeError("boom")) is None
+
+
+def test_openvino_rows_run_or_say_why(tmp_path: Path) -> None:
+    """`cpt bench --engines openvino`: the fp32 row runs (the engine reads the ONNX export);
+    bf16 runs where the CPU has bfloat16 and is otherwise skipped with that reason. (int8
+    through OpenVINO: tests/test_openvino_engine.py.)"""
+    from clothparse.engines.openvino_engine import cpu_has_bf16
+
+    args = [*TINY, "--engines", "openvino", "--precision", "fp32,bf16", "--no-baselines", "--out", str(tmp_path)]
+    result = CliRunner().invoke(app, args)
+    assert result.exit_code == 0, result.output
+    rows = {r["name"]: r for r in json.loads((tmp_path / "bench.json").read_text())["rows"]}
+    row = rows["openvino fp32 128x128 b1 sp=skimage"]
+    assert row["status"] == "ok" and row["stages"]["clothing_model"]["median_ms"] > 0, row
+    bf16 = rows["openvino bf16 128x128 b1 sp=skimage"]
+    if cpu_has_bf16():
+        assert bf16["status"] == "ok", bf16
+    else:
+        assert bf16["status"] == "skipped" and "bfloat16" in bf16["reason"]

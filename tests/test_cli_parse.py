@@ -256,3 +256,52 @@ def test_default_body_model_offline(
     lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
     assert len(lines) == 1 and "maskrcnn_resnet50_fpn_coco" in lines[0]
     assert not (tmp_path / "o" / "one.json").exists()
+
+
+def test_pipelined_and_sequential_write_the_same(models, photos: Path, tmp_path: Path) -> None:
+    """--workers 0 (one photo after the other) and the pipeline (--workers 2, --batch 2) write
+    the same PNGs, the same records (but for their timings) and the same COCO results."""
+    seq, pipe = tmp_path / "seq", tmp_path / "pipe"
+    inputs = [str(photos / "folder"), str(photos / "globbed")]
+    res = _run([*inputs, *_args(models, seq, "--workers", "0", "--batch", "2")])
+    assert res.exit_code == 0, res.output
+    res = _run([*inputs, *_args(models, pipe, "--workers", "2", "--batch", "2")])
+    assert res.exit_code == 0, res.output
+    names = sorted(p.name for p in seq.iterdir())
+    assert names == sorted(p.name for p in pipe.iterdir()) and len(names) == 3 * 4 + 1
+    for name in names:
+        a, b = (seq / name).read_bytes(), (pipe / name).read_bytes()
+        if name.endswith(".json") and name != "results_coco.json":
+            ra, rb = json.loads(a), json.loads(b)
+            assert ra.pop("timings_ms").keys() == rb.pop("timings_ms").keys()
+            assert ra == rb and ra["items"], name
+        else:
+            assert a == b, name
+    assert json.loads((pipe / "results_coco.json").read_text())
+
+
+def test_corrupt_photo_in_the_middle_of_the_pipeline(models, photos: Path, tmp_path: Path) -> None:
+    bad = photos / "folder" / "one_and_a_half.jpg"  # sorts between one.png and two.jpg
+    bad.write_bytes(b"\xff\xd8\xff\xe0 not really a JPEG")
+    out = tmp_path / "out"
+    res = _run([str(photos / "folder"), *_args(models, out, "--workers", "2")])
+    assert res.exit_code == 3, res.output
+    errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
+    assert len(errors) == 1 and errors[0].startswith(f"error: {bad}: "), res.stderr
+    assert not list(out.glob("one_and_a_half*"))
+    for stem in ("one", "two"):
+        assert all((out / f"{stem}{s}").is_file() for s in (".json", "_labels.png", "_overlay.png"))
+    assert "2 parsed, 0 skipped, 1 failed" in res.output
+
+
+def test_batch_workers_png_level_options(models, photos: Path, tmp_path: Path) -> None:
+    one = str(photos / "folder" / "one.png")
+    for bad in (["--workers", "-1"], ["--batch", "0"], ["--png-level", "10"]):
+        res = _run([one, *_args(models, tmp_path / "o", *bad)])
+        assert res.exit_code == 2, (bad, res.output)
+    for level in ("0", "9"):
+        res = _run([one, *_args(models, tmp_path / level, "--png-level", level, "--batch", "3", "--workers", "1")])
+        assert res.exit_code == 0, res.output
+    stored, small = tmp_path / "0" / "one_overlay.png", tmp_path / "9" / "one_overlay.png"
+    assert stored.stat().st_size > small.stat().st_size  # level 0 stores the pixels uncompressed
+    np.testing.assert_array_equal(np.asarray(Image.open(stored)), np.asarray(Image.open(small)))

@@ -1,8 +1,9 @@
-"""Kernels of the output encoding against scikit-image, the plain reference they replace.
+"""The contour kernels against scikit-image, the plain reference they replace.
 
 ``binary_contours`` must give exactly ``skimage.measure.find_contours(mask, 0.5)`` (same
-contours, same order, same start point, same direction) and ``inner_boundaries`` exactly
-``skimage.segmentation.find_boundaries(labels, mode="inner")``, on fresh random inputs.
+contours, same order, same start point, same direction), and ``contours_batch`` exactly
+that of each of many masks padded by one pixel, on fresh random inputs. (The overlay's
+label boundaries are checked against ``find_boundaries`` in ``test_outputs_fast``.)
 """
 
 from __future__ import annotations
@@ -17,10 +18,10 @@ from hypothesis import strategies as st
 from hypothesis.extra.numpy import arrays
 from scipy.ndimage import gaussian_filter
 from skimage.measure import find_contours
-from skimage.segmentation import find_boundaries
 
 from clothparse.parse.contours import binary_contours
-from clothparse.parse.outputs import inner_boundaries
+from clothparse.parse.contours_kernel import TABLE, contours_batch
+from clothparse.parse.mask_codec import pack_crops
 
 
 def same_contours(mask: np.ndarray) -> bool:
@@ -71,17 +72,38 @@ def test_contours_edge_cases() -> None:
         binary_contours(np.zeros((2, 2, 2), bool))
 
 
-@pytest.mark.parametrize("dtype", [np.uint8, np.int32])
-def test_inner_boundaries_match_skimage(dtype: type) -> None:
-    rng = np.random.default_rng()
-    seed = int(rng.integers(2**31))
+def _check_batch(masks: list[np.ndarray], msg: str) -> None:
+    packed = pack_crops([(m, 0, 0) for m in masks])
+    points, offsets, owner = contours_batch(packed.bits, packed.offsets, packed.shapes, TABLE)
+    got: list[list[np.ndarray]] = [[] for _ in masks]
+    for j, k in enumerate(owner.tolist()):
+        got[k].append(points[offsets[j] : offsets[j + 1]])
+    assert offsets[-1] == len(points), msg
+    for m, g in zip(masks, got, strict=True):
+        want = find_contours(np.pad(m, 1).astype(np.float32), 0.5) if m.size else []
+        assert len(g) == len(want) and all(np.array_equal(a, b) for a, b in zip(g, want, strict=True)), msg
+
+
+def test_contours_batch_matches_skimage_on_random_masks() -> None:
+    seed = int(np.random.default_rng().integers(2**31))
     rng = np.random.default_rng(seed)
-    for _ in range(100):
-        h, w = (int(v) for v in rng.integers(1, 40, 2))
-        labels = rng.integers(0, int(rng.integers(1, 6)), (h, w)).astype(dtype)
-        if rng.random() < 0.5:  # regions rather than noise
-            labels = np.kron(labels[: h // 4 + 1, : w // 4 + 1], np.ones((4, 4), dtype))[:h, :w]
-        np.testing.assert_array_equal(inner_boundaries(labels), find_boundaries(labels, mode="inner"), f"seed {seed}")
+    masks = []
+    for _ in range(80):
+        h, w = (int(v) for v in rng.integers(1, 50, 2))
+        kind = rng.integers(0, 3)
+        if kind == 0:
+            masks.append(rng.random((h, w)) < rng.uniform(0.1, 0.9))
+        elif kind == 1:
+            masks.append(gaussian_filter(rng.random((h, w)), rng.uniform(0.5, 4)) > 0.5)
+        else:  # big and small interleaved: the point tables are reused across sizes
+            masks.append(np.ones((h, w), bool) if rng.random() < 0.5 else np.zeros((0, 0), bool))
+    _check_batch(masks, f"seed {seed}")
+
+
+@settings(max_examples=100, deadline=None)
+@given(st.lists(arrays(np.bool_, st.tuples(st.integers(1, 9), st.integers(1, 9))), min_size=1, max_size=6))
+def test_contours_batch_property(masks: list[np.ndarray]) -> None:
+    _check_batch(masks, "")
 
 
 def test_kernels_load_from_the_cache_in_a_new_process() -> None:

@@ -401,6 +401,15 @@ def test_cli_model_end_to_end(tmp_path: Path) -> None:
     rep3 = json.loads(onnx_rep.read_text())
     assert rep3["engine"] == "onnx" and rep3["precision"] == "fp32" and rep3["n_detections"] == rep["n_detections"]
     assert rep3["segm"]["AP"] == pytest.approx(rep["segm"]["AP"], abs=1e-6)
+    # ... and through OpenVINO at f32, which the report records.
+    ov_rep = tmp_path / "ov.json"
+    r = run_cli("--model", tmp_path / "m.onnx", "--engine", "openvino", "--precision", "f32", "--data", data,
+                "--score-thresh", "0.0", "--out", ov_rep)
+    assert r.exit_code == EXIT_PARTIAL, r.output
+    assert "note: openvino: f32 (requested)" in r.stderr
+    rep4 = json.loads(ov_rep.read_text())
+    assert rep4["engine"] == "openvino" and rep4["precision"] == "f32" and rep4["n_detections"] == rep["n_detections"] > 0
+    assert rep4["segm"]["AP"] == pytest.approx(rep["segm"]["AP"], abs=1e-4)
 
     wrong = _save_tiny_checkpoint(tmp_path / "run2" / "best", ["bag", "shoe"])
     r = run_cli("--model", wrong, "--data", data, "--device", "cpu", "-q")

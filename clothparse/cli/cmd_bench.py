@@ -22,8 +22,8 @@ _SP = "Superpixel backends (auto,skimage,native)."
 
 
 def bench(
-    engines: Annotated[str, typer.Option("--engines", help="Comma-separated engines: torch,onnx,trt.")] = "torch,onnx",
-    precision: Annotated[str, typer.Option("--precision", help="Comma-separated: fp32,fp16,int8.")] = "fp32",
+    engines: Annotated[str, typer.Option("--engines", help="Comma-separated engines: torch,onnx,openvino,trt.")] = "torch,onnx",
+    precision: Annotated[str, typer.Option("--precision", help="Comma-separated: fp32,fp16,int8 (the export's), bf16 (openvino on CPUs with bfloat16).")] = "fp32",
     sizes: Annotated[str, typer.Option("--sizes", help="Comma-separated input sizes HxW, e.g. 800x1024,600x400.")] = "800x1024",
     batch: Annotated[str, typer.Option("--batch", help="Comma-separated batch sizes, e.g. 1,2.")] = "1",
     model: Annotated[Path | None, typer.Option("--model", "-m", help="Clothing checkpoint or exported .onnx/.engine (default: random-init --backbone).")] = None,

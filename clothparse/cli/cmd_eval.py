@@ -10,6 +10,7 @@ Prints rich tables and writes a JSON report (``--out``).
 
 from __future__ import annotations
 
+import sys
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -18,7 +19,7 @@ from rich.console import Console
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from clothparse.cli.errors import EXIT_PARTIAL, handle_errors
-from clothparse.cli.options import DataDir, Device, Quiet, Split
+from clothparse.cli.options import DataDir, Device, EngineName, EnginePrecision, Quiet, Split
 from clothparse.errors import ConfigError
 from clothparse.evaluate import report
 from clothparse.evaluate.coco_eval import AP_SCORE_THRESH, CocoMetrics, GroundTruth, load_gt
@@ -36,7 +37,6 @@ ModelOpt = Annotated[
     Path | None,
     typer.Option("--model", "-m", help="Model to run over the split: a checkpoint (run folder or .safetensors), or an exported .onnx/.engine."),
 ]
-EngineOpt = Annotated[str | None, typer.Option("--engine", help="torch, onnx or trt (default: from the --model file type).")]
 Task = Annotated[str, typer.Option("--task", help="clothing (DIR/<split>.json) or body (DIR/body_<split>.json).")]
 EvalScoreThresh = Annotated[
     float,
@@ -69,7 +69,7 @@ def _default_out(anchor: Path, name: str) -> Path:
 
 def _run_model(
     model_path: Path, gt: GroundTruth, data: Path, image_ids: list[int], *, task: str, engine: str | None,
-    device: str, score_thresh: float, batch_size: int, quiet: bool,
+    device: str, score_thresh: float, batch_size: int, quiet: bool, precision: str = "auto",
 ) -> tuple[list[dict[str, Any]], list[int], list[tuple[int, str]], dict[str, Any]]:
     """Open the model with its engine, check its classes against the annotations, run it over the images."""
     # Imported here: torch costs seconds, and the other eval modes never need it.
@@ -77,7 +77,11 @@ def _run_model(
     from clothparse.evaluate.predict import label_mapping, predict_coco
 
     kind = engine or engine_kind(model_path)
-    eng = open_engine(model_path, kind=kind, device=device, score_thresh=score_thresh, batch_size=batch_size)
+    eng = open_engine(model_path, kind=kind, device=device, score_thresh=score_thresh, batch_size=batch_size,
+                      precision=precision)
+    note = getattr(eng, "note", None)
+    if note and not quiet:
+        print(f"note: {note}", file=sys.stderr)
     # A COCO body model knows 90 classes; the body split scores its person class only.
     mapping = label_mapping(eng.class_names, gt, allow_extra=task == "body")
     with Progress(
@@ -90,7 +94,8 @@ def _run_model(
     meta = {"model": str(model_path), "engine": kind, "class_names": list(eng.class_names), "device": device}
     sidecar = getattr(eng, "sidecar", None)
     if sidecar is not None:
-        meta["precision"] = sidecar.precision
+        # The engine's own precision where it has one (openvino: f32, bf16, int8+bf16...).
+        meta["precision"] = getattr(eng, "precision", sidecar.precision)
     return run.results, run.image_ids, run.failed, meta
 
 
@@ -114,7 +119,8 @@ def _parsing(data: Path, split: str, pred: list[Path], max_images: int | None, o
 def evaluate(
     data: DataDir,
     model: ModelOpt = None,
-    engine: EngineOpt = None,
+    engine: EngineName = None,
+    precision: EnginePrecision = "auto",
     split: Split = "test",
     task: Task = "clothing",
     score_thresh: EvalScoreThresh = AP_SCORE_THRESH,
@@ -143,7 +149,7 @@ def evaluate(
         if model is not None:
             preds, image_ids, failed, meta = _run_model(
                 model, gt, data, image_ids, task=task, engine=engine,
-                device=device, score_thresh=score_thresh, batch_size=batch_size, quiet=quiet,
+                device=device, score_thresh=score_thresh, batch_size=batch_size, quiet=quiet, precision=precision,
             )
             payload.update(meta, score_thresh=score_thresh)
             out = out or _default_out(model, f"eval_{split}.json")

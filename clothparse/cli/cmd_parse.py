@@ -8,6 +8,9 @@ A bad photo prints one line `error: PATH: problem`; the batch goes on and exits 
 (EXIT_PARTIAL; 1 when no photo was parsed). An unexpected exception (a bug) stops the batch
 and prints one `internal error` line (exit 4; CPT_DEBUG=1 for the traceback).
 Without --ann the image ids in results_coco.json are positions in this run, and it says so.
+Photos are decoded, run through the model (--batch at a time) and post-processed (--workers
+threads) at the same time, with every output and message in input order; --workers 0 runs
+one photo after the other and writes the same bytes.
 """
 
 from __future__ import annotations
@@ -29,12 +32,14 @@ from clothparse.parse.batch import (
     BatchSummary,
     Outcome,
     drop_own_outputs,
+    engine_batch,
     expand_inputs,
     load_image_ids,
     run_batch,
 )
 from clothparse.parse.outputs import OverlayOptions
 from clothparse.parse.pipeline import STAGES, Parser, SlicParams
+from clothparse.parse.threads import DEFAULT_WORKERS
 from clothparse.taxonomy import MODANET_CLASSES
 
 Inputs = Annotated[list[str], typer.Argument(help="Photos: files, folders (their images) and globs ('dir/**/*.jpg').")]
@@ -57,6 +62,22 @@ SpBackend = Annotated[str, typer.Option("--superpixels", help="SLIC backend: aut
 NSegments = Annotated[int, typer.Option("--n-segments", help="SLIC: about this many superpixels (>= 1).")]
 Compactness = Annotated[float, typer.Option("--compactness", help="SLIC compactness (> 0).")]
 Sigma = Annotated[float, typer.Option("--sigma", help="SLIC Gaussian smoothing sigma (>= 0).")]
+BatchOpt = Annotated[
+    int | None,
+    typer.Option("--batch", min=1, help="Photos per engine call (default: the model's own: an export's fixed batch, else 1)."),
+]
+WorkersOpt = Annotated[
+    int,
+    typer.Option(
+        "--workers", min=0,
+        help="Post-model threads (superpixels, fusion, encoding, writing) beside the decoding and model threads; "
+        "0: one photo after the other.",
+    ),
+]
+PngLevel = Annotated[
+    int,
+    typer.Option("--png-level", min=0, max=9, help="Overlay PNG zlib level 0-9: 1 is fast, 9 smallest; the label map is always small."),
+]
 AnnOpt = Annotated[
     Path | None,
     typer.Option("--ann", help="COCO annotation JSON whose file_name -> id mapping names images in results_coco.json."),
@@ -68,13 +89,13 @@ POSITIONAL_IDS_WARNING = (
 )
 
 
-def _clothing_engine(path: Path, engine: str | None, device: str, score_thresh: float | None) -> Engine:
+def _clothing_engine(path: Path, engine: str | None, device: str, score_thresh: float | None, batch: int) -> Engine:
     from clothparse.engines.loader import open_engine
 
-    return open_engine(path, kind=engine, device=device, score_thresh=score_thresh)
+    return open_engine(path, kind=engine, device=device, score_thresh=score_thresh, batch_size=batch)
 
 
-def _body_engine(path: Path | None, engine: str | None, device: str, score_thresh: float) -> Engine:
+def _body_engine(path: Path | None, engine: str | None, device: str, score_thresh: float, batch: int) -> Engine:
     """The body model: a checkpoint/exported file, a torchvision COCO ``.pth``, or the default
     torchvision COCO Mask R-CNN from the local cache (a clear error when it is not there)."""
     from clothparse.engines.torch_engine import TorchEngine
@@ -88,13 +109,13 @@ def _body_engine(path: Path | None, engine: str | None, device: str, score_thres
 
         with flag_hint("--body-model"):
             model = build_body_model(init="coco", weights_path=path)
-        return TorchEngine(model, tuple(body_config().class_names), device, score_thresh=score_thresh)
+        return TorchEngine(model, tuple(body_config().class_names), device, score_thresh=score_thresh, batch_size=batch)
     from clothparse.engines.loader import engine_kind, open_engine
 
     # --engine names the clothing model's runtime; the body file's own type decides here
     # unless it matches (e.g. both exported to ONNX).
     kind = engine if engine is not None and engine == engine_kind(path) else None
-    return open_engine(path, kind=kind, device=device, score_thresh=score_thresh)
+    return open_engine(path, kind=kind, device=device, score_thresh=score_thresh, batch_size=batch)
 
 
 def parse(
@@ -117,6 +138,9 @@ def parse(
     compactness: Compactness = SlicParams.compactness,
     sigma: Sigma = SlicParams.sigma,
     ann: AnnOpt = None,
+    batch: BatchOpt = None,
+    workers: WorkersOpt = DEFAULT_WORKERS,
+    png_level: PngLevel = OverlayOptions.png_level,
     quiet: Quiet = False,
 ) -> None:
     """Parse clothing in photos: masks, a 0-14 label map, an overlay, and COCO results."""
@@ -134,10 +158,11 @@ def parse(
         image_ids = load_image_ids(ann) if ann is not None else None
         parser = _build_parser(
             model, body_model, engine, device, score_thresh, body_score_thresh,
-            None if no_superpixel else superpixels, vote, SlicParams(n_segments, compactness, sigma),
+            None if no_superpixel else superpixels, vote, SlicParams(n_segments, compactness, sigma), batch or 1,
         )
-        summary = _run(parser, paths, out, OverlayOptions(show_boxes, show_superpixels, unpredicted_only),
-                       skip_existing, image_ids, quiet)
+        batch = _batch_size(parser.clothing, batch)
+        options = OverlayOptions(show_boxes, show_superpixels, unpredicted_only, png_level=png_level)
+        summary = _run(parser, paths, out, options, skip_existing, image_ids, quiet, batch, workers)
         summary.input_errors = input_errors
         for p in summary.missing_ids:
             print(f"warning: {p}: not in {ann}; left out of results_coco.json", file=sys.stderr)
@@ -148,9 +173,21 @@ def parse(
             raise typer.Exit(EXIT_PARTIAL if summary.count("ok") + summary.count("skipped") else EXIT_ERROR)
 
 
+def _batch_size(engine: Engine, asked: int | None) -> int:
+    """``--batch``, or the engine's own; warns when an export's fixed batch does not divide
+    the asked one (its calls get padded)."""
+    fixed = engine_batch(engine)
+    if asked is None:
+        return fixed or 1
+    if fixed and asked % fixed:
+        print(f"warning: --batch {asked} is not a multiple of the model's fixed batch {fixed}; "
+              "its last call of every batch is padded", file=sys.stderr)
+    return asked
+
+
 def _build_parser(
     model: Path, body_model: Path | None, engine: str | None, device: str, score_thresh: float | None,
-    body_score_thresh: float, sp_backend: str | None, vote: str, slic: SlicParams,
+    body_score_thresh: float, sp_backend: str | None, vote: str, slic: SlicParams, batch: int,
 ) -> Parser:
     from clothparse.parse.fusion import FusionParams
 
@@ -160,14 +197,14 @@ def _build_parser(
 
         backend = get_backend(sp_backend)
     params = FusionParams(vote="centroid" if vote == "centroid" else "area")
-    clothing = _clothing_engine(model, engine, device, score_thresh)
-    body = _body_engine(body_model, engine, device, body_score_thresh)
+    clothing = _clothing_engine(model, engine, device, score_thresh, batch)
+    body = _body_engine(body_model, engine, device, body_score_thresh, batch)
     return Parser(clothing, body, backend, params, slic, body_score_thresh=body_score_thresh)
 
 
 def _run(
     parser: Parser, paths: list[Path], out: Path, options: OverlayOptions, skip_existing: bool,
-    image_ids: dict[str, int] | None, quiet: bool,
+    image_ids: dict[str, int] | None, quiet: bool, batch: int, workers: int,
 ) -> BatchSummary:
     console = Console(stderr=True)
     progress = Progress(
@@ -183,7 +220,8 @@ def _run(
         def failed(err: CptError) -> None:
             report(err)  # the live display redirects stderr, so the line lands above the bar
 
-        return run_batch(parser, paths, out, options, skip_existing, image_ids, on_error=failed, on_done=done)
+        return run_batch(parser, paths, out, options, skip_existing, image_ids, on_error=failed, on_done=done,
+                         batch=batch, workers=workers)
 
 
 def _print_summary(summary: BatchSummary, out: Path) -> None:

@@ -44,3 +44,17 @@ Quiet = Annotated[bool, typer.Option("--quiet", "-q", help="No progress bar; err
 Ratios = Annotated[
     str, typer.Option("--ratios", help="Fractions of images for train,val,test; must sum to 1.")
 ]
+EngineName = Annotated[
+    str | None,
+    typer.Option(
+        "--engine",
+        help="torch, onnx, openvino or trt (default: from the --model file type; openvino reads .onnx exports).",
+    ),
+]
+EnginePrecision = Annotated[
+    str,
+    typer.Option(
+        "--precision",
+        help="openvino engine: auto (bf16 where the CPU has it, int8 for an int8 export, else f32), f32, bf16 or int8.",
+    ),
+]

@@ -8,26 +8,45 @@ writing, running out of memory) is reported and the batch goes on. Any other exc
 bug, not a property of the photo: it stops the batch at once and propagates, so the CLI
 reports it once as an internal error instead of failing every photo the same way. The batch
 ends with ``results_coco.json`` (COCO results ``cpt eval --results`` reads).
+
+Photos stream through a decoding thread, the model thread (``batch`` photos per engine
+call) and a pool of post-model threads (``clothparse.parse.stream``); outcomes, callbacks
+and ``results_coco.json`` follow the input order. ``workers=0`` runs the same stages on the
+calling thread, photo after photo, and writes the same bytes.
 """
 
 from __future__ import annotations
 
 import contextlib
+import copy
 import glob
 import json
 import time
 from collections import Counter
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import Any
 
+import numpy as np
+
 from clothparse.data.coco_json import read_coco_json
-from clothparse.errors import CptError, DataError, is_expected
+from clothparse.engines.base import Engine
+from clothparse.errors import ConfigError, CptError, DataError, is_expected
 from clothparse.io.atomic import write_bytes, write_json
 from clothparse.io.images import IMAGE_SUFFIXES, read_rgb
-from clothparse.parse.outputs import OverlayOptions, encode_result
-from clothparse.parse.pipeline import Parser
+from clothparse.parse.outputs import EncodedImage, OverlayOptions, encode_result
+from clothparse.parse.pipeline import Detected, Parser
+from clothparse.parse.stream import Done, Stages, run_pipelined, run_sequential
+from clothparse.parse.threads import (
+    ThreadPlan,
+    engine_threads,
+    init_worker,
+    numba_guard,
+    plan_threads,
+    with_slic_threads,
+)
 
 RESULTS_NAME = "results_coco.json"
 _GLOB_CHARS = set("*?[")
@@ -200,14 +219,66 @@ def _as_cpt_error(exc: BaseException, path: Path) -> CptError:
     return err
 
 
-def parse_one(parser: Parser, path: Path, name: str, out_dir: Path, options: OverlayOptions) -> dict[str, Any]:
-    """Decode, parse, encode and write one photo; returns its JSON record. Raises on failure,
-    leaving none of its outputs behind."""
-    t0 = time.perf_counter()
-    image = read_rgb(path)
-    decode_s = time.perf_counter() - t0
-    result = parser.parse(image, decode_s=decode_s)
-    enc = encode_result(result, image, str(path), options)
+def engine_batch(engine: Engine) -> int | None:
+    """The fixed batch of an exported engine (its first input's first dimension), None when
+    the engine takes any number of photos per call (torch)."""
+    first = engine.input_specs[0].shape[0]
+    return first if isinstance(first, int) else None
+
+
+@dataclass(frozen=True)
+class _Photo:
+    """One input of the batch: its position, path and output name."""
+
+    index: int
+    path: Path
+    name: str
+
+
+@dataclass
+class _Decoded:
+    """A decoded photo: RGB uint8 [H, W, 3] and the seconds its decoding took."""
+
+    image: np.ndarray
+    decode_s: float
+
+
+class _PhotoStages:
+    """The stages of ``clothparse.parse.stream`` for photos: decode (or reuse existing
+    outputs), the model half of ``Parser``, then superpixels + fusion + encoding + writing."""
+
+    def __init__(self, parser: Parser, out_dir: Path, options: OverlayOptions, skip_existing: bool) -> None:
+        self.parser = parser
+        self.out_dir = out_dir
+        self.options = options
+        self.skip_existing = skip_existing
+
+    def load(self, photo: _Photo) -> _Decoded | Done[dict[str, Any]]:
+        files = output_files(self.out_dir, photo.name)
+        if self.skip_existing and all(f.is_file() for f in files):
+            return Done(_read_record(files[0]))
+        t0 = time.perf_counter()
+        image = read_rgb(photo.path)
+        return _Decoded(image, time.perf_counter() - t0)
+
+    def detect(self, loaded: list[_Decoded]) -> list[Detected]:
+        return self.parser.detect_batch([d.image for d in loaded], [d.decode_s for d in loaded])
+
+    def finish(self, photo: _Photo, loaded: _Decoded, detected: Detected) -> dict[str, Any]:
+        """Refine, encode and write one photo; returns its JSON record. Raises on failure,
+        leaving none of its outputs behind."""
+        with numba_guard():
+            result = self.parser.refine(loaded.image, detected)
+        enc = encode_result(result, loaded.image, str(photo.path), self.options)
+        write_outputs(self.out_dir, photo.name, enc)
+        return enc.record
+
+    def stages(self) -> Stages[_Photo, _Decoded, Detected, dict[str, Any]]:
+        return Stages(self.load, self.detect, self.finish, is_expected)
+
+
+def write_outputs(out_dir: Path, name: str, enc: EncodedImage) -> None:
+    """Write one photo's three files, each atomically, the JSON last; all three or none."""
     json_path, labels_path, overlay_path = output_files(out_dir, name)
     written: list[Path] = []
     try:
@@ -220,7 +291,6 @@ def parse_one(parser: Parser, path: Path, name: str, out_dir: Path, options: Ove
             with contextlib.suppress(OSError):
                 p.unlink()
         raise
-    return enc.record
 
 
 def run_batch(
@@ -232,6 +302,8 @@ def run_batch(
     image_ids: dict[str, int] | None = None,
     on_error: Callable[[CptError], None] | None = None,
     on_done: Callable[[Outcome], None] | None = None,
+    batch: int = 1,
+    workers: int | ThreadPlan | None = None,
 ) -> BatchSummary:
     """Parse ``paths`` into ``out_dir``; per-photo errors go to ``on_error`` and the batch goes on.
 
@@ -242,35 +314,48 @@ def run_batch(
     ``results_coco.json``; without it image ids are 1-based positions in ``paths``.
     With ``skip_existing`` a photo whose three outputs exist is not parsed again; its
     stored JSON still feeds ``results_coco.json`` so that file always covers the batch.
+
+    ``batch`` photos go through the engines together. ``workers`` post-model threads
+    (superpixels, fusion, encoding, writing) run beside a decoding thread and the model
+    thread (``clothparse.parse.stream``; threads shared out by ``clothparse.parse.threads``);
+    0 runs everything on this thread, photo after photo; None: ``DEFAULT_WORKERS``; a
+    ``ThreadPlan`` sets every thread count. Both give byte-identical files, and
+    ``on_error``/``on_done`` are called on this thread in input order.
     """
+    if batch < 1:
+        raise ConfigError(f"--batch must be >= 1, got {batch}")
+    plan = workers if isinstance(workers, ThreadPlan) else plan_threads(workers)
     out_dir.mkdir(parents=True, exist_ok=True)
+    photos = [_Photo(k, p, n) for k, (p, n) in enumerate(zip(paths, output_names(paths), strict=True))]
+    if plan.workers:
+        parser = copy.copy(parser)  # the same engines, SLIC limited to the workers' share
+        parser.superpixels = with_slic_threads(parser.superpixels, plan.post_threads)
+    stages = _PhotoStages(parser, out_dir, options, skip_existing).stages()
     summary = BatchSummary()
     coco: list[dict[str, Any]] = []
-    for k, (path, name) in enumerate(zip(paths, output_names(paths), strict=True)):
-        files = output_files(out_dir, name)
-        outcome = Outcome(path, name, "ok")
-        try:
-            if skip_existing and all(f.is_file() for f in files):
-                outcome.status = "skipped"
-                outcome.record = _read_record(files[0])
-            else:
-                outcome.record = parse_one(parser, path, name, out_dir, options)
-        except Exception as exc:
-            if not is_expected(exc):
-                raise  # a bug: report it once (the CLI's internal error), not as N failed photos
-            outcome.status = "failed"
-            outcome.error = _as_cpt_error(exc, path)
-            if on_error is not None:
-                on_error(outcome.error)
-        if outcome.record is not None:
-            image_id = k + 1 if image_ids is None else image_id_for(path, image_ids)
-            if image_id is None:
-                summary.missing_ids.append(path)
-            else:
-                coco.extend(coco_records(outcome.record, image_id))
-        summary.outcomes.append(outcome)
-        if on_done is not None:
-            on_done(outcome)
+    with engine_threads(plan.engine):
+        results = (
+            run_pipelined(photos, stages, batch, plan.workers, partial(init_worker, plan.post_threads))
+            if plan.workers else run_sequential(photos, stages, batch)
+        )
+        with contextlib.closing(results):
+            for r in results:
+                photo = r.item
+                outcome = Outcome(photo.path, photo.name, "skipped" if r.done_at_load else "ok", record=r.value)
+                if r.error is not None:
+                    outcome.status = "failed"
+                    outcome.error = _as_cpt_error(r.error, photo.path)
+                    if on_error is not None:
+                        on_error(outcome.error)
+                if outcome.record is not None:
+                    image_id = photo.index + 1 if image_ids is None else image_id_for(photo.path, image_ids)
+                    if image_id is None:
+                        summary.missing_ids.append(photo.path)
+                    else:
+                        coco.extend(coco_records(outcome.record, image_id))
+                summary.outcomes.append(outcome)
+                if on_done is not None:
+                    on_done(outcome)
     summary.results_path = out_dir / RESULTS_NAME
     write_json(summary.results_path, coco, indent=None)
     return summary

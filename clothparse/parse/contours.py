@@ -36,13 +36,13 @@ def binary_contours(mask: np.ndarray) -> list[np.ndarray]:
         raise ValueError(f"expected a 2-D mask, got shape {m.shape}")
     if m.shape[0] < 2 or m.shape[1] < 2:
         return []
-    points, offsets = _kernel()(m)
+    points, offsets = _kernel()(m.view(np.uint8))
     return [points[a:b] for a, b in zip(offsets[:-1].tolist(), offsets[1:].tolist(), strict=True)]
 
 
 @functools.cache
 def _kernel() -> Any:
-    """``contours(mask bool [H, W]) -> (float64 [N, 2] points, int64 [C + 1] offsets)``:
+    """``contours(mask uint8 0/1 [H, W]) -> (float64 [N, 2] points, int64 [C + 1] offsets)``:
     contour i is points[offsets[i]:offsets[i + 1]] (Numba imported on first use)."""
     from clothparse.parse import contours_kernel as k
 

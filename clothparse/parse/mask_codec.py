@@ -5,12 +5,16 @@ rows y0..y0+h-1 and columns x0..x0+w-1, the mask being False everywhere else. A 
 crop has a True pixel on each of its four edges (an empty mask: bool [0, 0] at (0, 0)).
 Working on crops keeps ``encode_result`` from building 100 full-resolution masks; every
 crop function gives exactly the output of its full-mask twin (tests compare them).
+``PackedCrops`` holds many crops in four arrays, so that one Numba call
+(``clothparse.parse.mask_kernels``, ``contours_kernel``) encodes all the items of a photo.
 """
 
 from __future__ import annotations
 
 import functools
+import itertools
 from collections.abc import Sequence
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -18,6 +22,50 @@ from pycocotools import mask as mask_utils
 
 #: (bool [h, w] mask, top row y0, left column x0) of an image mask, False outside.
 Crop = tuple[np.ndarray, int, int]
+
+
+@dataclass(frozen=True)
+class PackedCrops:
+    """K crops in four arrays, the form the kernels take (and ``outputs.item_crops`` makes).
+
+    bits:    bool [sum of h*w], crop k row-major at bits[offsets[k]:offsets[k + 1]];
+    offsets: int64 [K + 1]; shapes: int64 [K, 2] (h, w); origins: int64 [K, 2] (y0, x0).
+    """
+
+    bits: np.ndarray
+    offsets: np.ndarray
+    shapes: np.ndarray
+    origins: np.ndarray
+
+    def __len__(self) -> int:
+        return len(self.shapes)
+
+    def crop(self, k: int) -> Crop:
+        """Crop k as (bool [h, w] view, y0, x0)."""
+        h, w = (int(v) for v in self.shapes[k])
+        a, b = int(self.offsets[k]), int(self.offsets[k + 1])
+        return self.bits[a:b].reshape(h, w), int(self.origins[k, 0]), int(self.origins[k, 1])
+
+    def areas(self) -> list[int]:
+        """True pixels per crop."""
+        bounds = self.offsets.tolist()
+        return [int(np.count_nonzero(self.bits[a:b])) for a, b in itertools.pairwise(bounds)]
+
+    def boxes(self) -> list[list[float]]:
+        """``crop_box`` of every crop (of tight crops: the masks' COCO xywh boxes)."""
+        return [crop_box(*self.crop(k)) for k in range(len(self))]
+
+
+def pack_crops(crops: Sequence[Crop]) -> PackedCrops:
+    """``crops`` as one ``PackedCrops`` (one copy of their pixels)."""
+    flat = [np.ascontiguousarray(c, dtype=bool).reshape(-1) for c, _, _ in crops]
+    sizes = np.array([f.size for f in flat], np.int64)
+    return PackedCrops(
+        np.concatenate(flat) if flat else np.zeros(0, bool),
+        np.concatenate([np.zeros(1, np.int64), np.cumsum(sizes, dtype=np.int64)]),
+        np.array([c.shape for c, _, _ in crops], np.int64).reshape(-1, 2),
+        np.array([(y0, x0) for _, y0, x0 in crops], np.int64).reshape(-1, 2),
+    )
 
 
 def encode_rle(mask: np.ndarray) -> dict[str, Any]:
@@ -29,39 +77,18 @@ def encode_rle(mask: np.ndarray) -> dict[str, Any]:
 
 def crop_rle(crop: np.ndarray, y0: int, x0: int, shape: tuple[int, int]) -> dict[str, Any]:
     """``encode_rle`` of an [H, W] mask (``shape``) that is False outside bool [h, w] ``crop``
-    placed with its top-left pixel at (y0, x0), without building the full mask.
+    placed with its top-left pixel at (y0, x0), without building the full mask."""
+    return packed_rles(pack_crops([(crop, y0, x0)]), shape)[0]
 
-    COCO RLE runs column-major (x outer, y inner), starting with a run of zeros.
-    """
-    height, width = shape
-    n = height * width
-    h, w = crop.shape
-    if crop.size == 0 or not crop.any():
-        counts = np.array([n], np.int64)
-    else:
-        # Columns of the crop with a zero row above and below, concatenated: a change in
-        # this stream at (column cx, padded row py) is a change of the full column-major
-        # stream at index (x0 + cx) * H + y0 + py - 1 (the pads stand for the zeros above
-        # and below the crop).
-        col = np.zeros((w, h + 2), np.int8)
-        col[:, 1:-1] = crop.T
-        flat = col.reshape(-1)
-        t = np.flatnonzero(flat[1:] != flat[:-1]) + 1
-        cx, py = np.divmod(t, h + 2)
-        idx = (x0 + cx) * height + (y0 + py - 1)
-        if h == height:
-            # A full-height crop has no zeros between columns: an end of run at the foot of
-            # one column and a start at the head of the next land on the same index, cancel.
-            same = idx[1:] == idx[:-1]
-            keep = np.ones(idx.size, bool)
-            keep[1:] &= ~same
-            keep[:-1] &= ~same
-            idx = idx[keep]
-        idx = idx[idx < n]  # a run ending at the last pixel: pycocotools has no empty last run
-        counts = np.diff(idx, prepend=0, append=n)
-    rle = mask_utils.frPyObjects({"size": [height, width], "counts": counts.tolist()}, height, width)
-    c = rle["counts"]
-    return {"size": [height, width], "counts": c.decode("ascii") if isinstance(c, bytes) else c}
+
+def packed_rles(packed: PackedCrops, shape: tuple[int, int]) -> list[dict[str, Any]]:
+    """``crop_rle`` of every crop of ``packed`` in an image of ``shape`` (H, W): one kernel
+    call makes the run lengths of all and pycocotools' string encoding of them."""
+    height, width = (int(v) for v in shape)
+    chars, offsets = _kernels().rle_batch(packed.bits, packed.offsets, packed.shapes, packed.origins, height, width)
+    text = chars.tobytes().decode("ascii")
+    bounds = offsets.tolist()
+    return [{"size": [height, width], "counts": text[a:b]} for a, b in itertools.pairwise(bounds)]
 
 
 def decode_rle(rle: dict[str, Any]) -> np.ndarray:
@@ -78,45 +105,61 @@ def mask_polygons(mask: np.ndarray, tolerance: float = 1.0) -> list[list[float]]
     points as ``skimage.measure.approximate_polygon``). Polygons with fewer than 3 points
     are dropped.
     """
-    mask = mask.astype(bool)
-    rows = np.flatnonzero(mask.any(axis=1))
-    if rows.size == 0:
-        return []
-    cols = np.flatnonzero(mask.any(axis=0))
-    y0, y1, x0, x1 = int(rows[0]), int(rows[-1]) + 1, int(cols[0]), int(cols[-1]) + 1
-    return crop_polygons([(mask[y0:y1, x0:x1], y0, x0)], tolerance)[0]
+    crop, y0, x0 = tight_crop(mask.astype(bool))
+    return crop_polygons([(crop, y0, x0)], tolerance)[0]
 
 
 def crop_polygons(crops: Sequence[Crop], tolerance: float = 1.0) -> list[list[list[float]]]:
-    """``mask_polygons`` of several masks given as tight crops: (bool [h, w] crop whose
-    first/last rows and columns each hold a True pixel, top row y0, left column x0).
+    """``mask_polygons`` of several masks given as tight crops (see ``packed_polygons``)."""
+    return packed_polygons(pack_crops(crops), tolerance)
 
-    All contours of all crops are simplified together (one vectorised Douglas-Peucker
-    pass per recursion level instead of a Python loop per segment).
+
+def packed_polygons(packed: PackedCrops, tolerance: float = 1.0) -> list[list[list[float]]]:
+    """``mask_polygons`` of every crop of ``packed`` (tight crops: a True pixel on each edge).
+
+    One kernel call traces the contours of all crops (each padded by one pixel, so contours
+    close around masks touching the border), then all contours are simplified together
+    (one vectorised Douglas-Peucker pass per recursion level instead of a Python loop per
+    segment). Contour points are pixel-edge midpoints, so every coordinate is a multiple of
+    0.5, exact in float64: rounding to 2 decimals (the JSON's precision) would not change it.
     """
-    from clothparse.parse.contours import binary_contours
+    from clothparse.parse.contours_kernel import TABLE, contours_batch
 
-    contours: list[np.ndarray] = []
-    owner: list[tuple[int, int, int]] = []
-    for k, (crop, y0, x0) in enumerate(crops):
-        if crop.size == 0:
-            continue
-        # Pad by one so contours close around masks touching the border.
-        for c in binary_contours(np.pad(crop, 1)):
-            contours.append(c)
-            owner.append((k, y0, x0))
-    polys: list[list[list[float]]] = [[] for _ in crops]
-    for contour, (k, y0, x0) in zip(simplify_polygons(contours, tolerance), owner, strict=True):
-        if len(contour) < 4:  # closed contour: first point repeated, so 4 rows = 3 corners
-            continue
-        xy = np.stack([contour[:, 1] - 1 + x0, contour[:, 0] - 1 + y0], axis=1)
-        polys[k].append([round(v, 2) for v in xy[:-1].reshape(-1).tolist()])
+    points, offsets, owner = contours_batch(packed.bits, packed.offsets, packed.shapes, TABLE)
+    starts, ends = offsets[:-1], offsets[1:]
+    keep = _simplified(points, starts, ends, tolerance) if tolerance > 0 else np.ones(len(points), bool)
+    kept = np.diff(np.concatenate([np.zeros(1, np.int64), np.cumsum(keep, dtype=np.int64)])[offsets])
+    point_owner = np.repeat(owner, ends - starts)
+    xy = np.empty((len(points), 2), np.float64)
+    xy[:, 0] = points[:, 1] - 1 + packed.origins[point_owner, 1]
+    xy[:, 1] = points[:, 0] - 1 + packed.origins[point_owner, 0]
+    flat = xy[keep].reshape(-1).tolist()
+    polys: list[list[list[float]]] = [[] for _ in range(len(packed))]
+    at = 0
+    for n_kept, k in zip(kept.tolist(), owner.tolist(), strict=True):
+        # Closed contours repeat their first point (dropped here): 4 rows are 3 corners.
+        if n_kept >= 4:
+            polys[k].append(flat[at : at + 2 * (n_kept - 1)])
+        at += 2 * n_kept
     return polys
 
 
 def simplify_polygons(contours: Sequence[np.ndarray], tolerance: float) -> list[np.ndarray]:
     """Douglas-Peucker of each float64 [K, 2] (row, col) chain, point for point the
-    output of ``skimage.measure.approximate_polygon(c, tolerance)`` (a subset of rows).
+    output of ``skimage.measure.approximate_polygon(c, tolerance)`` (a subset of rows)."""
+    if tolerance <= 0 or not contours:
+        return list(contours)
+    sizes = np.array([len(c) for c in contours], np.int64)
+    ends = np.cumsum(sizes)
+    starts = ends - sizes
+    coords = np.ascontiguousarray(np.concatenate(contours).astype(np.float64, copy=False))
+    chain = _simplified(coords, starts, ends, tolerance)
+    return [coords[a:b][chain[a:b]] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
+
+
+def _simplified(coords: np.ndarray, starts: np.ndarray, ends: np.ndarray, tolerance: float) -> np.ndarray:
+    """bool [N]: the points of float64 [N, 2] (row, col) ``coords`` that Douglas-Peucker at
+    ``tolerance`` keeps, chain i being coords[starts[i]:ends[i]] (``simplify_polygons``).
 
     The chains are split breadth-first: the result does not depend on the order in
     which segments are split. The segment angles go through numpy's own
@@ -124,17 +167,12 @@ def simplify_polygons(contours: Sequence[np.ndarray], tolerance: float) -> list[
     on some inputs, which can flip a near-tie); only the per-point distances and the
     arg-max run in the Numba kernel, with skimage's operation order and no FMA.
     """
-    if tolerance <= 0 or not contours:
-        return list(contours)
-    sizes = np.array([len(c) for c in contours], np.int64)
-    ends = np.cumsum(sizes)
-    starts = ends - sizes
-    coords = np.ascontiguousarray(np.concatenate(contours).astype(np.float64, copy=False))
+    dp_split = _kernels().dp_split
+    sizes = ends - starts
     chain = np.zeros(len(coords), bool)
     chain[starts[sizes > 0]] = True
     chain[ends[sizes > 0] - 1] = True
     s, e = starts, ends - 1
-    dp_split = _dp_split_kernel()
     while True:
         inner = e - s > 1
         s, e = s[inner], e[inner]
@@ -149,42 +187,7 @@ def simplify_polygons(contours: Sequence[np.ndarray], tolerance: float) -> list[
         ok = split >= 0
         chain[split[ok]] = True
         s, e = np.concatenate([s[ok], split[ok]]), np.concatenate([split[ok], e[ok]])
-    return [coords[a:b][chain[a:b]] for a, b in zip(starts.tolist(), ends.tolist(), strict=True)]
-
-
-@functools.cache
-def _dp_split_kernel() -> Any:
-    """The compiled Douglas-Peucker split kernel (Numba imported on first use: `cpt` starts fast).
-
-    ``dp_split(coords, s, e, cos_a, sin_a, dist0, tol)``: coords float64 [K, 2] (row, col);
-    for each segment k (int64 endpoints s[k] < e[k], float64 angle terms), int64 [n]: the
-    first inner point farthest from the segment if that distance > tol, else -1.
-    """
-    from numba import njit
-
-    @njit(cache=True)
-    def dp_split(coords, s, e, cos_a, sin_a, dist0, tol):
-        out = np.full(s.shape[0], -1, np.int64)
-        for k in range(s.shape[0]):
-            r0, c0 = coords[s[k], 0], coords[s[k], 1]
-            r1, c1 = coords[e[k], 0], coords[e[k], 1]
-            dr, dc = r1 - r0, c1 - c0
-            best, arg = -1.0, -1
-            for j in range(s[k] + 1, e[k]):
-                r, c = coords[j, 0], coords[j, 1]
-                dr0, dc0, dr1, dc1 = r - r0, c - c0, r - r1, c - c1
-                # skimage's expressions, operation for operation (same rounding).
-                if dr0 * dr + dc0 * dc > 0 and (-dr1) * dr - dc1 * dc > 0:
-                    d = abs(r * cos_a[k] + c * sin_a[k] - dist0[k])
-                else:
-                    d = min(np.sqrt(dc0 * dc0 + dr0 * dr0), np.sqrt(dc1 * dc1 + dr1 * dr1))
-                if d > best:  # strict: the first maximum wins, like np.argmax
-                    best, arg = d, j
-            if best > tol:
-                out[k] = arg
-        return out
-
-    return dp_split
+    return chain
 
 
 def mask_bbox(mask: np.ndarray) -> list[float]:
@@ -211,3 +214,11 @@ def crop_box(crop: np.ndarray, y0: int, x0: int) -> list[float]:
     if crop.size == 0:
         return [0.0, 0.0, 0.0, 0.0]
     return [float(x0), float(y0), float(crop.shape[1]), float(crop.shape[0])]
+
+
+@functools.cache
+def _kernels() -> Any:
+    """``clothparse.parse.mask_kernels`` (Numba imported on first use: `cpt` starts fast)."""
+    from clothparse.parse import mask_kernels
+
+    return mask_kernels

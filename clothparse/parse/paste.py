@@ -82,6 +82,27 @@ def paste_mask_region(mask: np.ndarray, box: np.ndarray, image_shape: tuple[int,
     [y1 - y0, x1 - x0] holding the pasted probabilities of image rows y0..y1-1 and
     columns x0..x1-1 (possibly empty). Pixels outside the region are 0.
     """
+    y0, y1, x0, x1, m, ys, xs = region_weights(mask, box, image_shape, padding)
+    if y1 <= y0 or x1 <= x0:
+        return y0, y1, x0, x1, np.zeros((y1 - y0, x1 - x0), np.float32)
+    yi0, yi1, yl0, yl1 = ys
+    xi0, xi1, xl0, xl1 = xs
+    # Horizontal pass first, then vertical: ATen's order of float32 operations.
+    t0 = m[yi0][:, xi0] * xl0 + m[yi0][:, xi1] * xl1
+    t1 = m[yi1][:, xi0] * xl0 + m[yi1][:, xi1] * xl1
+    region = t0 * yl0[:, None] + t1 * yl1[:, None]
+    return y0, y1, x0, x1, region.astype(np.float32)
+
+
+Weights = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]
+
+
+def region_weights(
+    mask: np.ndarray, box: np.ndarray, image_shape: tuple[int, int], padding: int = 1
+) -> tuple[int, int, int, int, np.ndarray, Weights, Weights]:
+    """The geometry of ``paste_mask_region``: (y0, y1, x0, x1, padded float32 mask,
+    ``axis_weights`` of the rows y0..y1-1, of the columns x0..x1-1). An empty region has
+    y1 <= y0 or x1 <= x0 (clamped to y1 >= y0, x1 >= x0) and empty weights."""
     m = pad_mask(mask, padding)
     size_in = m.shape[0]
     bx1, by1, bx2, by2 = (int(v) for v in expand_boxes(np.asarray(box)[None], mask.shape[-1], padding)[0])
@@ -90,14 +111,9 @@ def paste_mask_region(mask: np.ndarray, box: np.ndarray, image_shape: tuple[int,
     y0, y1 = max(by1, 0), min(by2 + 1, im_h)
     x0, x1 = max(bx1, 0), min(bx2 + 1, im_w)
     if y1 <= y0 or x1 <= x0:
-        return y0, max(y0, y1), x0, max(x0, x1), np.zeros((max(y1 - y0, 0), max(x1 - x0, 0)), np.float32)
-    yi0, yi1, yl0, yl1 = axis_weights(h, size_in, y0 - by1, y1 - by1)
-    xi0, xi1, xl0, xl1 = axis_weights(w, size_in, x0 - bx1, x1 - bx1)
-    # Horizontal pass first, then vertical: ATen's order of float32 operations.
-    t0 = m[yi0][:, xi0] * xl0 + m[yi0][:, xi1] * xl1
-    t1 = m[yi1][:, xi0] * xl0 + m[yi1][:, xi1] * xl1
-    region = t0 * yl0[:, None] + t1 * yl1[:, None]
-    return y0, y1, x0, x1, region.astype(np.float32)
+        none = axis_weights(1, size_in, 0, 0)
+        return y0, max(y0, y1), x0, max(x0, x1), m, none, none
+    return y0, y1, x0, x1, m, axis_weights(h, size_in, y0 - by1, y1 - by1), axis_weights(w, size_in, x0 - bx1, x1 - bx1)
 
 
 def paste_mask(mask: np.ndarray, box: np.ndarray, image_shape: tuple[int, int], padding: int = 1) -> np.ndarray:

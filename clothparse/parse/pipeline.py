@@ -4,6 +4,10 @@
 segmentation, object parsing, superpixel refinement) on one RGB photo and returns a
 ``ParseResult``. Engines are anything with the ``Engine`` interface (torch, ONNX
 Runtime, TensorRT), so a new runtime plugs in without touching this module.
+
+The work splits in two halves that can run on different threads: ``detect_batch`` (the
+clothing and body engines, a batch at a time -> ``Detected``) and ``refine`` (SLIC
+superpixels + fusion of one photo -> ``ParseResult``); ``parse``/``parse_batch`` run both.
 """
 
 from __future__ import annotations
@@ -95,6 +99,19 @@ class ParseResult:
         return prob >= np.float32(self.mask_thresh)
 
 
+@dataclass
+class Detected:
+    """What the model half (``Parser.detect_batch``) knows about one photo.
+
+    clothing: Detections with classes as ModaNet ids 1-13; body: the kept person Detections;
+    timings: seconds so far (``decode``, ``clothing_model``, ``body_model``).
+    """
+
+    clothing: Detections
+    body: Detections
+    timings: dict[str, float] = field(default_factory=dict)
+
+
 class Parser:
     """Compose the detectors, the superpixel backend and the fusion step.
 
@@ -139,7 +156,20 @@ class Parser:
         return self.parse_batch([image], [decode_s])[0]
 
     def parse_batch(self, images: Sequence[np.ndarray], decode_s: Sequence[float] | None = None) -> list[ParseResult]:
-        """Parse several photos; the detectors see them as one batch (their time is split evenly)."""
+        """Parse several photos; the detectors see them as one batch (their time is split evenly).
+
+        The same as ``detect_batch`` followed by ``refine`` on each photo, which is how
+        ``clothparse.parse.stream`` runs the two halves on different threads.
+        """
+        images = list(images)
+        return [self.refine(im, d) for im, d in zip(images, self.detect_batch(images, decode_s), strict=True)]
+
+    def detect_batch(self, images: Sequence[np.ndarray], decode_s: Sequence[float] | None = None) -> list[Detected]:
+        """The model half: both detectors on RGB uint8 [H, W, 3] photos, as one batch each.
+
+        Returns one ``Detected`` per photo, in order; the engines chunk (or pad) the list to
+        their own batch size. ``decode_s``: per-photo decode seconds, kept for the record.
+        """
         images = list(images)
         if not images:
             return []
@@ -160,13 +190,19 @@ class Parser:
         t_body = (time.perf_counter() - t0) / n if self.body is not None else 0.0
         decode = list(decode_s) if decode_s is not None else [0.0] * n
         return [
-            self._refine(im, c, b, {"decode": dt, "clothing_model": t_cloth, "body_model": t_body})
-            for im, c, b, dt in zip(images, clothing, bodies, decode, strict=True)
+            Detected(c, b, {"decode": dt, "clothing_model": t_cloth, "body_model": t_body})
+            for c, b, dt in zip(clothing, bodies, decode, strict=True)
         ]
 
-    def _refine(self, image: np.ndarray, clothing: Detections, body: Detections, timings: dict[str, float]) -> ParseResult:
+    def refine(self, image: np.ndarray, detected: Detected) -> ParseResult:
+        """The post-model half on one RGB uint8 [H, W, 3] photo: superpixels and fusion (or the
+        pixel-level map). Reads ``detected`` and leaves it unchanged; safe to call from several
+        threads at once: ``Parser`` holds no per-call state, the native SLIC keeps its buffers per
+        thread, and ``clothparse.parse.threads.numba_guard`` covers Numba's one unsafe layer."""
         from clothparse.parse.fusion import fuse, pixel_level
 
+        clothing, body = detected.clothing, detected.body
+        timings = dict(detected.timings)
         h, w = image.shape[:2]
         fusion = None
         sp = None
