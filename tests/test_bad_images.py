@@ -227,13 +227,15 @@ def test_unexpected_error_is_one_internal_error(models, zoo: dict[str, Path], tm
 
     calls: list[int] = []
 
-    def broken_parse(self, image, decode_s=0.0):
+    def broken_parse(self, image, detected):
         calls.append(1)
         raise TypeError("unsupported operand type(s) for +: 'NoneType' and 'int'")
 
-    monkeypatch.setattr(Parser, "parse", broken_parse)
+    # Parser.refine is every photo's post-model stage; --workers 0 runs photos one by one, so
+    # "stopped at the first photo" is exact (the pipelined run: tests/test_parse_stream.py).
+    monkeypatch.setattr(Parser, "refine", broken_parse)
     inputs = [str(zoo[k]) for k in GOOD]
-    res = _parse(models, inputs, tmp_path / "out")
+    res = _parse(models, inputs, tmp_path / "out", "--workers", "0")
     assert res.exit_code == EXIT_INTERNAL, res.output
     assert len({0, EXIT_ERROR, EXIT_USAGE, EXIT_PARTIAL, EXIT_INTERNAL}) == 5 and EXIT_USAGE == 2  # Click's code
     lines = [ln for ln in res.stderr.splitlines() if ln.strip()]
@@ -242,7 +244,7 @@ def test_unexpected_error_is_one_internal_error(models, zoo: dict[str, Path], tm
     assert len(calls) == 1 and len(inputs) > 1  # stopped at the first photo
     assert "Traceback" not in res.output
     monkeypatch.setenv("CPT_DEBUG", "1")
-    res = _parse(models, inputs, tmp_path / "out2")
+    res = _parse(models, inputs, tmp_path / "out2", "--workers", "0")
     assert res.exit_code == EXIT_INTERNAL and "Traceback" in res.stderr and "broken_parse" in res.stderr
     assert res.stderr.count("internal error: ") == 1
 
@@ -253,19 +255,19 @@ def test_expected_errors_stay_one_line_each(models, zoo: dict[str, Path], tmp_pa
     from clothparse.errors import ModelError
     from clothparse.parse.pipeline import Parser
 
-    real = Parser.parse
+    real = Parser.refine
     calls: list[int] = []
 
-    def picky_parse(self, image, decode_s=0.0):
+    def picky_parse(self, image, detected):
         calls.append(1)
         if len(calls) <= 2:
             raise ModelError("the engine refused this photo")
-        return real(self, image, decode_s=decode_s)
+        return real(self, image, detected)
 
-    monkeypatch.setattr(Parser, "parse", picky_parse)
+    monkeypatch.setattr(Parser, "refine", picky_parse)
     inputs = [str(zoo[k]) for k in GOOD]
     assert len(inputs) > 2
-    res = _parse(models, inputs, tmp_path / "out")
+    res = _parse(models, inputs, tmp_path / "out", "--workers", "0")  # which photos refine first: input order
     assert res.exit_code == EXIT_PARTIAL, res.output
     assert "internal error" not in res.output and len(calls) == len(inputs)
     errors = [ln for ln in res.stderr.splitlines() if ln.startswith("error: ")]
