@@ -17,11 +17,10 @@ from typing import Any
 
 import numpy as np
 
-from clothparse.contract.canvas import prepare_batch
 from clothparse.contract.sidecar import load_sidecar
 from clothparse.engines.base import Detections, TensorSpec
 from clothparse.engines.ort_providers import choose_providers
-from clothparse.engines.raw import check_score_thresh, io_shapes, outputs_to_detections
+from clothparse.engines.raw import check_io, check_score_thresh, infer_on_canvas
 from clothparse.errors import DependencyError, ModelError
 
 _NP_TYPES = {"tensor(float)": np.float32, "tensor(float16)": np.float16, "tensor(int32)": np.int32, "tensor(int64)": np.int64, "tensor(uint8)": np.uint8}
@@ -75,10 +74,7 @@ class OnnxEngine:
     def _check_io(self) -> None:
         """The graph's I/O names and static shapes must be the ones the sidecar describes."""
         got = {i.name: tuple(i.shape) for i in [*self.session.get_inputs(), *self.session.get_outputs()]}
-        expected = io_shapes(self.sidecar)
-        if got != expected:
-            diff = "; ".join(f"{n}: {got.get(n)} vs {expected.get(n)}" for n in sorted(set(got) | set(expected)) if got.get(n) != expected.get(n))
-            raise ModelError(f"model inputs/outputs do not match the sidecar ({diff}): re-export", self.path)
+        check_io(got, self.sidecar, self.path)
 
     def _allocate(self, ort: Any) -> None:
         """Input and output arrays allocated once and bound to the session."""
@@ -112,10 +108,4 @@ class OnnxEngine:
 
     def infer(self, images: list[np.ndarray]) -> list[Detections]:
         """RGB uint8 [H, W, 3] photos -> one Detections per photo, in photo pixels."""
-        sc = self.sidecar
-        out: list[Detections] = []
-        for start in range(0, len(images), sc.batch):
-            chunk = images[start : start + sc.batch]
-            images_arr, sizes, placements = prepare_batch(chunk, sc.canvas, batch=sc.batch)
-            out.extend(outputs_to_detections(self.run_raw(images_arr, sizes), placements, self.class_names, self.score_thresh))
-        return out
+        return infer_on_canvas(images, self.sidecar, self.run_raw, self.score_thresh)

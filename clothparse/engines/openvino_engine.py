@@ -25,10 +25,9 @@ from typing import Any
 
 import numpy as np
 
-from clothparse.contract.canvas import prepare_batch
 from clothparse.contract.sidecar import load_sidecar
 from clothparse.engines.base import Detections, TensorSpec
-from clothparse.engines.raw import check_score_thresh, io_shapes, outputs_to_detections
+from clothparse.engines.raw import check_io, check_score_thresh, infer_on_canvas
 from clothparse.errors import ConfigError, DependencyError, ModelError
 
 PRECISIONS: tuple[str, ...] = ("auto", "f32", "bf16", "int8")
@@ -167,10 +166,7 @@ class OpenVinoEngine:
             names = port.get_names()
             name = next((n for n in (*self.sidecar.inputs, *self.sidecar.outputs) if n in names), port.get_any_name())
             got[name] = dims
-        expected = io_shapes(self.sidecar)
-        if got != expected:
-            diff = "; ".join(f"{n}: {got.get(n)} vs {expected.get(n)}" for n in sorted(set(got) | set(expected)) if got.get(n) != expected.get(n))
-            raise ModelError(f"model inputs/outputs do not match the sidecar ({diff}): re-export", self.path)
+        check_io(got, self.sidecar, self.path)
 
     def _allocate(self, ov: Any) -> None:
         """One infer request whose input tensors share memory with arrays allocated once."""
@@ -203,10 +199,4 @@ class OpenVinoEngine:
 
     def infer(self, images: list[np.ndarray]) -> list[Detections]:
         """RGB uint8 [H, W, 3] photos -> one Detections per photo, in photo pixels."""
-        sc = self.sidecar
-        out: list[Detections] = []
-        for start in range(0, len(images), sc.batch):
-            chunk = images[start : start + sc.batch]
-            images_arr, sizes, placements = prepare_batch(chunk, sc.canvas, batch=sc.batch)
-            out.extend(outputs_to_detections(self.run_raw(images_arr, sizes), placements, self.class_names, self.score_thresh))
-        return out
+        return infer_on_canvas(images, self.sidecar, self.run_raw, self.score_thresh)

@@ -5,15 +5,15 @@ TensorRT) and by the parity checks, so they all read the graph the same way.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
 
-from clothparse.contract.canvas import Placement, boxes_to_photo
+from clothparse.contract.canvas import Placement, boxes_to_photo, prepare_batch
 from clothparse.contract.sidecar import Sidecar
 from clothparse.engines.base import Detections
-from clothparse.errors import ConfigError
+from clothparse.errors import ConfigError, ModelError
 
 
 def io_shapes(sc: Sidecar) -> dict[str, tuple[int, ...]]:
@@ -21,6 +21,30 @@ def io_shapes(sc: Sidecar) -> dict[str, tuple[int, ...]]:
     b, k, m = sc.batch, sc.top_k, sc.mask_size
     shapes = [(b, 3, sc.height, sc.width), (b, 2), (b, k, 4), (b, k), (b, k), (b, k, m, m), (b,)]
     return dict(zip([*sc.inputs, *sc.outputs], shapes, strict=True))
+
+
+def check_io(got: dict[str, tuple[int, ...]], sc: Sidecar, path: str | Path) -> None:
+    """ModelError naming every tensor whose name or static shape differs from what ``sc`` describes."""
+    expected = io_shapes(sc)
+    if got != expected:
+        diff = "; ".join(f"{n}: {got.get(n)} vs {expected.get(n)}" for n in sorted(set(got) | set(expected)) if got.get(n) != expected.get(n))
+        raise ModelError(f"model inputs/outputs do not match the sidecar ({diff}): re-export", path)
+
+
+def infer_on_canvas(
+    images: Sequence[np.ndarray],
+    sc: Sidecar,
+    run_raw: Callable[[np.ndarray, np.ndarray], Sequence[np.ndarray]],
+    score_thresh: float,
+) -> list[Detections]:
+    """RGB uint8 [H, W, 3] photos -> one Detections per photo, in photo pixels, through an
+    exported graph of fixed batch ``sc.batch``: chunks of photos on the contract's canvas
+    (the last chunk padded), ``run_raw(uint8 [B,3,H,W], int32 [B,2])`` -> the five raw outputs."""
+    out: list[Detections] = []
+    for start in range(0, len(images), sc.batch):
+        images_arr, sizes, placements = prepare_batch(list(images[start : start + sc.batch]), sc.canvas, batch=sc.batch)
+        out.extend(outputs_to_detections(run_raw(images_arr, sizes), placements, sc.class_names, score_thresh))
+    return out
 
 
 def check_score_thresh(thresh: float, floor: float, path: str | Path | None = None) -> float:

@@ -16,10 +16,9 @@ from typing import Any
 
 import numpy as np
 
-from clothparse.contract.canvas import prepare_batch
 from clothparse.contract.sidecar import Sidecar, load_sidecar
 from clothparse.engines.base import Detections, TensorSpec
-from clothparse.engines.raw import check_score_thresh, io_shapes, outputs_to_detections
+from clothparse.engines.raw import check_score_thresh, infer_on_canvas, io_shapes
 from clothparse.engines.tensorrt_runtime import (
     import_tensorrt,
     init_plugins,
@@ -162,10 +161,4 @@ class TrtEngine:
 
     def infer(self, images: list[np.ndarray]) -> list[Detections]:
         """RGB uint8 [H, W, 3] photos -> one Detections per photo, in photo pixels."""
-        sc = self.sidecar
-        out: list[Detections] = []
-        for start in range(0, len(images), sc.batch):
-            chunk = images[start : start + sc.batch]
-            images_arr, sizes, placements = prepare_batch(chunk, sc.canvas, batch=sc.batch)
-            out.extend(outputs_to_detections(self.run_raw(images_arr, sizes), placements, self.class_names, self.score_thresh))
-        return out
+        return infer_on_canvas(images, self.sidecar, self.run_raw, self.score_thresh)
