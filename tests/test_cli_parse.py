@@ -305,3 +305,55 @@ def test_batch_workers_png_level_options(models, photos: Path, tmp_path: Path) -
     stored, small = tmp_path / "0" / "one_overlay.png", tmp_path / "9" / "one_overlay.png"
     assert stored.stat().st_size > small.stat().st_size  # level 0 stores the pixels uncompressed
     np.testing.assert_array_equal(np.asarray(Image.open(stored)), np.asarray(Image.open(small)))
+
+
+@pytest.fixture(scope="module")
+def onnx_models(models: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
+    from clothparse.export.exporter import ExportSpec, export_onnx_model
+
+    from clothparse.model.checkpoint import load_checkpoint
+
+    d = tmp_path_factory.mktemp("onnx_models")
+    out = []
+    for name, ckpt in zip(("clothing", "body"), models, strict=True):
+        loaded = load_checkpoint(ckpt)
+        spec = ExportSpec(height=192, width=192, score_thresh=0.05)
+        out.append(export_onnx_model(loaded.model, loaded.class_names, d / f"{name}.onnx", spec).path)
+    return out[0], out[1]
+
+
+def _items(folder: Path, name: str) -> list[dict]:
+    return json.loads((folder / f"{name}.json").read_text())["items"]
+
+
+def _iou(a: list[float], b: list[float]) -> float:
+    ix = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    iy = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    inter = ix * iy
+    union = (a[2] - a[0]) * (a[3] - a[1]) + (b[2] - b[0]) * (b[3] - b[1]) - inter
+    return inter / union if union > 0 else 1.0
+
+
+def test_parse_with_openvino_gives_the_onnx_runtime_items(onnx_models, photos: Path, tmp_path: Path) -> None:
+    """`cpt parse --engine openvino --precision f32` on the .onnx exports (clothing and body)
+    writes the items ONNX Runtime gives: same count, and each one matched by class, box and score."""
+    folder = str(photos / "folder")
+    outs = {}
+    for engine in ("onnx", "openvino"):
+        outs[engine] = tmp_path / engine
+        extra = ["--engine", engine, "--threads", "1"] + (["--precision", "f32"] if engine == "openvino" else [])
+        args = _args(onnx_models, outs[engine], *extra)
+        args[args.index("--score-thresh") + 1] = args[args.index("--body-score-thresh") + 1] = "0.05"
+        res = _run([folder, *args])
+        assert res.exit_code == 0, res.output
+    compared = 0
+    for name in ("one", "two"):
+        ref, got = _items(outs["onnx"], name), _items(outs["openvino"], name)
+        assert len(ref) == len(got), name
+        for r in ref:
+            assert any(
+                g["class"] == r["class"] and abs(g["score"] - r["score"]) < 1e-3 and _iou(g["box"], r["box"]) > 0.99
+                for g in got
+            ), (name, r)
+            compared += 1
+    assert compared > 0  # the check compared something

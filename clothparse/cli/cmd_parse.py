@@ -16,6 +16,7 @@ one photo after the other and writes the same bytes.
 from __future__ import annotations
 
 import sys
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Annotated, Any
 
@@ -25,7 +26,17 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from rich.table import Table
 
 from clothparse.cli.errors import EXIT_ERROR, EXIT_PARTIAL, handle_errors, report
-from clothparse.cli.options import BodyModelPath, Device, ModelPath, OutDir, Quiet, ScoreThresh
+from clothparse.cli.options import (
+    BodyModelPath,
+    Device,
+    EngineName,
+    EnginePrecision,
+    EngineThreads,
+    ModelPath,
+    OutDir,
+    Quiet,
+    ScoreThresh,
+)
 from clothparse.engines.base import Engine
 from clothparse.errors import ConfigError, CptError, DataError
 from clothparse.parse.batch import (
@@ -43,9 +54,6 @@ from clothparse.parse.threads import DEFAULT_WORKERS
 from clothparse.taxonomy import MODANET_CLASSES
 
 Inputs = Annotated[list[str], typer.Argument(help="Photos: files, folders (their images) and globs ('dir/**/*.jpg').")]
-EngineOpt = Annotated[
-    str | None, typer.Option("--engine", help="torch, onnx or trt (default: from the --model file type).")
-]
 NoSuperpixel = Annotated[bool, typer.Option("--no-superpixel", help="Pixel level only: pasted masks, no SLIC/fusion.")]
 Vote = Annotated[str, typer.Option("--vote", help="Superpixel vote: area (coverage fraction) or centroid (the seed's rule).")]
 BodyScore = Annotated[
@@ -89,13 +97,33 @@ POSITIONAL_IDS_WARNING = (
 )
 
 
-def _clothing_engine(path: Path, engine: str | None, device: str, score_thresh: float | None, batch: int) -> Engine:
+@dataclass(frozen=True)
+class EngineChoice:
+    """How the engines are opened: ``kind`` (None: from each file's type), the openvino
+    ``precision`` and the model's CPU ``threads`` (0: the runtime's default)."""
+
+    kind: str | None
+    device: str
+    precision: str = "auto"
+    threads: int = 0
+
+
+def _clothing_engine(path: Path, how: EngineChoice, score_thresh: float | None, batch: int, quiet: bool) -> Engine:
     from clothparse.engines.loader import open_engine
 
-    return open_engine(path, kind=engine, device=device, score_thresh=score_thresh, batch_size=batch)
+    eng = open_engine(path, kind=how.kind, device=how.device, score_thresh=score_thresh, batch_size=batch,
+                      precision=how.precision, threads=how.threads)
+    _print_note("clothing", eng, quiet)
+    return eng
 
 
-def _body_engine(path: Path | None, engine: str | None, device: str, score_thresh: float, batch: int) -> Engine:
+def _print_note(role: str, eng: Engine, quiet: bool) -> None:
+    note = getattr(eng, "note", None)
+    if note and not quiet:
+        print(f"note: {role} model: {note}", file=sys.stderr)
+
+
+def _body_engine(path: Path | None, how: EngineChoice, score_thresh: float, batch: int, quiet: bool) -> Engine:
     """The body model: a checkpoint/exported file, a torchvision COCO ``.pth``, or the default
     torchvision COCO Mask R-CNN from the local cache (a clear error when it is not there)."""
     from clothparse.engines.torch_engine import TorchEngine
@@ -109,13 +137,19 @@ def _body_engine(path: Path | None, engine: str | None, device: str, score_thres
 
         with flag_hint("--body-model"):
             model = build_body_model(init="coco", weights_path=path)
-        return TorchEngine(model, tuple(body_config().class_names), device, score_thresh=score_thresh, batch_size=batch)
-    from clothparse.engines.loader import engine_kind, open_engine
+        return TorchEngine(model, tuple(body_config().class_names), how.device, score_thresh=score_thresh,
+                           batch_size=batch)
+    from clothparse.engines.loader import can_open, open_engine
 
     # --engine names the clothing model's runtime; the body file's own type decides here
-    # unless it matches (e.g. both exported to ONNX).
-    kind = engine if engine is not None and engine == engine_kind(path) else None
-    return open_engine(path, kind=kind, device=device, score_thresh=score_thresh, batch_size=batch)
+    # unless that runtime reads it too (e.g. openvino for both .onnx exports).
+    kind = how.kind if how.kind is not None and can_open(how.kind, path) else None
+    # --precision int8 names the clothing model's Q/DQ export; a float body export runs at auto.
+    precision = how.precision if kind == "openvino" and how.precision != "int8" else "auto"
+    eng = open_engine(path, kind=kind, device=how.device, score_thresh=score_thresh, batch_size=batch,
+                      precision=precision, threads=how.threads)
+    _print_note("body", eng, quiet)
+    return eng
 
 
 def parse(
@@ -123,7 +157,9 @@ def parse(
     model: ModelPath,
     out: OutDir,
     body_model: BodyModelPath = None,
-    engine: EngineOpt = None,
+    engine: EngineName = None,
+    precision: EnginePrecision = "auto",
+    threads: EngineThreads = 0,
     no_superpixel: NoSuperpixel = False,
     vote: Vote = "area",
     score_thresh: ScoreThresh = None,
@@ -157,8 +193,8 @@ def parse(
             raise DataError("no images to parse")
         image_ids = load_image_ids(ann) if ann is not None else None
         parser = _build_parser(
-            model, body_model, engine, device, score_thresh, body_score_thresh,
-            None if no_superpixel else superpixels, vote, SlicParams(n_segments, compactness, sigma), batch or 1,
+            model, body_model, EngineChoice(engine, device, precision, threads), score_thresh, body_score_thresh,
+            None if no_superpixel else superpixels, vote, SlicParams(n_segments, compactness, sigma), batch or 1, quiet,
         )
         batch = _batch_size(parser.clothing, batch)
         options = OverlayOptions(show_boxes, show_superpixels, unpredicted_only, png_level=png_level)
@@ -186,8 +222,8 @@ def _batch_size(engine: Engine, asked: int | None) -> int:
 
 
 def _build_parser(
-    model: Path, body_model: Path | None, engine: str | None, device: str, score_thresh: float | None,
-    body_score_thresh: float, sp_backend: str | None, vote: str, slic: SlicParams, batch: int,
+    model: Path, body_model: Path | None, how: EngineChoice, score_thresh: float | None,
+    body_score_thresh: float, sp_backend: str | None, vote: str, slic: SlicParams, batch: int, quiet: bool,
 ) -> Parser:
     from clothparse.parse.fusion import FusionParams
 
@@ -197,8 +233,8 @@ def _build_parser(
 
         backend = get_backend(sp_backend)
     params = FusionParams(vote="centroid" if vote == "centroid" else "area")
-    clothing = _clothing_engine(model, engine, device, score_thresh, batch)
-    body = _body_engine(body_model, engine, device, body_score_thresh, batch)
+    clothing = _clothing_engine(model, how, score_thresh, batch, quiet)
+    body = _body_engine(body_model, how, body_score_thresh, batch, quiet)
     return Parser(clothing, body, backend, params, slic, body_score_thresh=body_score_thresh)
 
 

@@ -58,3 +58,10 @@ EnginePrecision = Annotated[
         help="openvino engine: auto (bf16 where the CPU has it, int8 for an int8 export, else f32), f32, bf16 or int8.",
     ),
 ]
+EngineThreads = Annotated[
+    int,
+    typer.Option(
+        "--threads", min=0,
+        help="CPU threads of the model engine (0: the runtime's default, every core); onnx, openvino and torch.",
+    ),
+]
