@@ -22,13 +22,14 @@ Options:
   --body-model PATH     body (person) model file; default: none (nothing becomes skin/body)
   --engine KIND         engine of both models (default: from each file's type)
   --device DEV          auto, cpu, cuda, cuda:N (default auto)
+  --precision P         openvino engine: auto, f32, bf16, int8 (default auto)
   --score-thresh T      clothing score threshold (default: the model's own)
   --n N                 photos to parse (default 50)
   --batch B             photos per engine call (default: the model's own: an export's fixed batch, else 1)
   --workers LIST        comma-separated post-model thread counts to time; 0 = sequential
                         (default: clothparse.parse.threads.DEFAULT_WORKERS)
   --post-threads N      SLIC + Numba threads per worker (default: the thread plan's share)
-  --engine-threads N    engine threads: torch intra-op, or the ONNX Runtime session's (default: all cores)
+  --engine-threads N    engine threads: torch intra-op, ONNX Runtime's or OpenVINO's (default: all cores)
   --superpixels NAME    auto, native or skimage (default auto)
   --size HxW            photo size (default 1024x800)
   --distinct K          different scenes among the N photos (default 20)
@@ -81,15 +82,16 @@ def write_photos(folder: Path, n: int, height: int, width: int, distinct: int) -
     return paths
 
 
-def open_engine_threads(path: Path, kind: str | None, device: str, score_thresh: float | None, batch: int, threads: int) -> Any:
-    """An engine as ``cpt parse`` opens it; an ONNX Runtime session gets ``threads`` intra-op threads."""
-    from clothparse.engines.loader import engine_kind, open_engine
+def open_engine_threads(
+    path: Path, kind: str | None, device: str, score_thresh: float | None, batch: int, threads: int, precision: str = "auto"
+) -> Any:
+    """An engine as ``cpt parse`` opens it (``--engine``, ``--precision``, ``--threads``)."""
+    from clothparse.engines.loader import can_open, open_engine
 
-    if threads > 0 and (kind or engine_kind(path)) == "onnx":
-        from clothparse.engines.onnx_engine import OnnxEngine
-
-        return OnnxEngine(path, device=device, score_thresh=score_thresh, threads=threads)
-    return open_engine(path, kind=kind, device=device, score_thresh=score_thresh, batch_size=batch)
+    kind = kind if kind is None or can_open(kind, path) else None
+    precision = precision if kind == "openvino" else "auto"
+    return open_engine(path, kind=kind, device=device, score_thresh=score_thresh, batch_size=batch,
+                       precision=precision, threads=threads)
 
 
 def build_parser(args: argparse.Namespace, batch: int) -> Any:
@@ -97,10 +99,13 @@ def build_parser(args: argparse.Namespace, batch: int) -> Any:
     from clothparse.parse.pipeline import Parser
     from clothparse.parse.superpixels import get_backend
 
-    clothing = open_engine_threads(args.model, args.engine, args.device, args.score_thresh, batch, args.engine_threads)
+    clothing = open_engine_threads(args.model, args.engine, args.device, args.score_thresh, batch, args.engine_threads,
+                                   args.precision)
     body = None
     if args.body_model is not None:
-        body = open_engine_threads(args.body_model, args.engine, args.device, None, batch, args.engine_threads)
+        body_precision = "auto" if args.precision == "int8" else args.precision
+        body = open_engine_threads(args.body_model, args.engine, args.device, None, batch, args.engine_threads,
+                                   body_precision)
     return Parser(clothing, body, get_backend(args.superpixels), FusionParams())
 
 
@@ -149,7 +154,8 @@ def run(args: argparse.Namespace) -> dict[str, Any]:
         parser.parse(read_rgb(paths[0]))  # warm-up: Numba cache, engine start-up
         rates: dict[str, Any] = {
             "machine": machine_info()["cpu"], "cores": available_cores(), "n": args.n, "size": f"{height}x{width}",
-            "batch": batch, "engine": type(parser.clothing).__name__, "body": args.body_model is not None,
+            "batch": batch, "engine": type(parser.clothing).__name__,
+            "precision": getattr(parser.clothing, "precision", None), "body": args.body_model is not None,
         }
         if not args.skip_model:
             rates["model_photos_s"] = model_rate(parser, paths[: min(args.n, args.model_n)], batch)
@@ -220,6 +226,7 @@ def _args(argv: list[str] | None) -> argparse.Namespace:
     ap.add_argument("--body-model", type=Path, default=None)
     ap.add_argument("--engine", default=None)
     ap.add_argument("--device", default="auto")
+    ap.add_argument("--precision", default="auto")
     ap.add_argument("--score-thresh", type=float, default=None)
     ap.add_argument("--n", type=int, default=50)
     ap.add_argument("--batch", type=int, default=None)
