@@ -4,9 +4,11 @@
 parity meaningless) without downloading anything.
 
     python -m clothparse.bench.reference_model --work demo --minutes 40 --out tests/assets/reference-small
+    python -m clothparse.bench.reference_model --work demo --task body --minutes 35 --out tests/assets/reference-body
 
 Steps (each skipped when its output exists): ``cpt data synth --n 800 --size 256 --seed 0``
-into WORK/data, ``cpt train --backbone small --time-limit MINUTES`` into WORK/ref, then the
+into WORK/data, ``cpt train --task TASK --backbone small --time-limit MINUTES`` into
+WORK/ref (WORK/ref-body for the body task: person masks from the same photos), then the
 best checkpoint's weights are stored as float16 safetensors (half the bytes; the model *is*
 those rounded weights, loaded into float32) with its metadata and this provenance.
 """
@@ -45,10 +47,12 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--work", type=Path, default=Path("demo"))
     ap.add_argument("--minutes", type=float, default=40.0)
     ap.add_argument("--out", type=Path, default=DEFAULT_OUT)
+    ap.add_argument("--task", choices=("clothing", "body"), default="clothing")
     args = ap.parse_args(argv)
-    data, run = args.work / "data", args.work / "ref"
+    data, run = args.work / "data", args.work / ("ref" if args.task == "clothing" else "ref-body")
     synth = ["cpt", "data", "synth", "--out", str(data), "--n", "800", "--size", "256", "--seed", "0", "-q"]
-    train = ["cpt", "train", "--data", str(data), "--out", str(run), "--backbone", "small", "--time-limit", f"{args.minutes:g}", "-q"]
+    train = ["cpt", "train", "--data", str(data), "--out", str(run), "--task", args.task, "--backbone", "small",
+             "--time-limit", f"{args.minutes:g}", "-q"]
     if not (data / "test.json").is_file():
         subprocess.run(synth, check=True)
     if not (run / "best.safetensors").is_file():

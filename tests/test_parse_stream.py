@@ -4,6 +4,7 @@ batching into fixed-batch engines, and the thread plan."""
 
 from __future__ import annotations
 
+import io
 import json
 import random
 import threading
@@ -309,7 +310,7 @@ def test_fixed_batch_export_is_fed_in_chunks(engines, photos, tmp_path: Path, mo
     pipe = run_batch(parser, photos, tmp_path / "pipe", batch=3, workers=2)
     assert runs == [2, 2, 2] and pipe.count("ok") == 5  # photos 1-3: 2 + 2 (padded), 4-5: 2
     seq = run_batch(parser, photos, tmp_path / "seq", batch=3, workers=0)
-    assert seq.count("ok") == 5 and sum(len(o.record["items"]) for o in seq.outcomes if o.record) > 0
+    assert seq.count("ok") == 5 and sum(len(o.item_classes) for o in seq.outcomes) > 0
     a, b = _files(tmp_path / "seq"), _files(tmp_path / "pipe")
     assert a == b and len(a) == 16
 
@@ -360,3 +361,14 @@ def test_numba_threads_are_set_per_worker() -> None:
     t.start()
     t.join()
     assert seen == [1] and numba.get_num_threads() == before
+
+
+@pytest.mark.parametrize("groups", [[], [[]], [[{"a": 1}]], [[{"a": 1}, {"b": [1.5, None]}], [], [{"c": "x"}]]])
+def test_streamed_results_json_equals_a_dumped_list(groups: list[list[dict]]) -> None:
+    """results_coco.json is written a photo at a time, byte for byte as the whole list dumped at once."""
+    fh = io.StringIO()
+    w = batch_mod._JsonArrayWriter(fh)
+    for g in groups:
+        w.extend(g)
+    w.close()
+    assert fh.getvalue() == json.dumps([v for g in groups for v in g]) + "\n"

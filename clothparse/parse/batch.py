@@ -34,7 +34,7 @@ import numpy as np
 from clothparse.data.coco_json import read_coco_json
 from clothparse.engines.base import Engine
 from clothparse.errors import ConfigError, CptError, DataError, is_expected
-from clothparse.io.atomic import write_bytes, write_json
+from clothparse.io.atomic import atomic_open, write_bytes, write_json
 from clothparse.io.images import IMAGE_SUFFIXES, read_rgb
 from clothparse.parse.outputs import EncodedImage, OverlayOptions, encode_result
 from clothparse.parse.pipeline import Detected, Parser
@@ -162,13 +162,26 @@ def coco_records(record: dict[str, Any], image_id: int) -> list[dict[str, Any]]:
 
 @dataclass
 class Outcome:
-    """What happened to one input: ``ok``, ``skipped`` (outputs existed) or ``failed``."""
+    """What happened to one input: ``ok``, ``skipped`` (outputs existed) or ``failed``.
+
+    ``record`` (the photo's JSON record) is set while ``on_done`` sees the outcome; the
+    summary keeps only ``item_classes`` (its items with a non-empty mask) and
+    ``timings_ms``, so a batch's memory does not grow with its photos' masks."""
 
     path: Path
     name: str
     status: str
     error: CptError | None = None
     record: dict[str, Any] | None = None
+    item_classes: tuple[str, ...] = ()
+    timings_ms: dict[str, float] | None = None
+
+    def settle(self) -> None:
+        """Keep the summary fields of ``record`` and drop the record."""
+        if self.record is not None:
+            self.item_classes = tuple(it["class"] for it in self.record["items"] if it["area"] > 0)
+            self.timings_ms = self.record.get("timings_ms")
+            self.record = None
 
 
 @dataclass
@@ -190,13 +203,12 @@ class BatchSummary:
     def items_per_class(self) -> Counter[str]:
         c: Counter[str] = Counter()
         for o in self.outcomes:
-            if o.record is not None:
-                c.update(it["class"] for it in o.record["items"] if it["area"] > 0)
+            c.update(o.item_classes)
         return c
 
     def mean_timings_ms(self) -> dict[str, float]:
         """Mean per-stage milliseconds over the photos parsed in this run (not skipped ones)."""
-        done = [o.record["timings_ms"] for o in self.outcomes if o.status == "ok" and o.record is not None]
+        done = [o.timings_ms for o in self.outcomes if o.status == "ok" and o.timings_ms]
         if not done:
             return {}
         return {k: sum(t[k] for t in done) / len(done) for k in done[0]}
@@ -332,8 +344,11 @@ def run_batch(
         parser.superpixels = with_slic_threads(parser.superpixels, plan.post_threads)
     stages = _PhotoStages(parser, out_dir, options, skip_existing).stages()
     summary = BatchSummary()
-    coco: list[dict[str, Any]] = []
-    with engine_threads(plan.engine):
+    summary.results_path = out_dir / RESULTS_NAME
+    # results_coco.json is streamed into a temporary file (renamed over the old one at the
+    # end, removed on a bug) so that its records never pile up in memory.
+    with engine_threads(plan.engine), atomic_open(summary.results_path, "w") as coco_file:
+        coco = _JsonArrayWriter(coco_file)
         results = (
             run_pipelined(photos, stages, batch, plan.workers, partial(init_worker, plan.post_threads))
             if plan.workers else run_sequential(photos, stages, batch)
@@ -353,12 +368,29 @@ def run_batch(
                         summary.missing_ids.append(photo.path)
                     else:
                         coco.extend(coco_records(outcome.record, image_id))
-                summary.outcomes.append(outcome)
                 if on_done is not None:
                     on_done(outcome)
-    summary.results_path = out_dir / RESULTS_NAME
-    write_json(summary.results_path, coco, indent=None)
+                outcome.settle()
+                summary.outcomes.append(outcome)
+        coco.close()
     return summary
+
+
+class _JsonArrayWriter:
+    """Writes a JSON array one element at a time, byte for byte as ``json.dumps(list) + "\n"``."""
+
+    def __init__(self, fh: Any) -> None:
+        self.fh = fh
+        self.first = True
+        fh.write("[")
+
+    def extend(self, values: Sequence[Any]) -> None:
+        for v in values:
+            self.fh.write(("" if self.first else ", ") + json.dumps(v))
+            self.first = False
+
+    def close(self) -> None:
+        self.fh.write("]\n")
 
 
 def _read_record(path: Path) -> dict[str, Any]:
