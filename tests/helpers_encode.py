@@ -3,8 +3,9 @@
 The references are the slow, obvious ways the kernels replaced: one full-resolution mask
 per item (``result.item_mask``), pycocotools on the Fortran-order mask, scikit-image's
 ``find_contours`` + ``approximate_polygon``, ``np.unique`` label counts, the overlay
-evaluated in float32 over the whole image with ``find_boundaries``, and the overlay's
-drawing as it was before the caption canvas was built at the legend's size.
+evaluated in float32 over the whole image with ``find_boundaries``, the overlay's
+drawing as it was before the caption canvas was built at the legend's size, and the
+class-region boxes by scikit-image's ``label`` + ``regionprops``.
 """
 
 from __future__ import annotations
@@ -16,14 +17,15 @@ import numpy as np
 from PIL import Image, ImageDraw
 from pycocotools import mask as mask_utils
 from scipy.ndimage import gaussian_filter
-from skimage.measure import approximate_polygon, find_contours
+from skimage.measure import approximate_polygon, find_contours, label, regionprops
 from skimage.segmentation import find_boundaries
 
 from clothparse.engines.base import Detections
 from clothparse.parse.fusion import FusionParams, fuse, pixel_level
-from clothparse.parse.outputs import OverlayOptions, unpredicted_pixels
+from clothparse.parse.outputs import OverlayOptions
 from clothparse.parse.overlay import OverlayItem, _font, _ink
 from clothparse.parse.pipeline import ParseResult
+from clothparse.parse.views import MIN_BOX_AREA
 from clothparse.taxonomy import MODANET_CLASSES, PALETTE, PARSING_LABELS
 
 # ---------------------------------------------------------------- per-mask references
@@ -89,8 +91,10 @@ def ref_overlay(
     show_boxes: bool = False,
     sp_labels: np.ndarray | None = None,
     only: np.ndarray | None = None,
+    boxes: Sequence[tuple[Sequence[float], tuple[int, int, int]]] = (),
 ) -> np.ndarray:
-    """The overlay drawn on a photo-sized canvas, then pasted onto a white legend panel."""
+    """The overlay drawn on a photo-sized canvas, then pasted onto a white legend panel;
+    ``boxes`` (xyxy, colour) are outlined after the items' detector boxes."""
     h, w = label_map.shape
     canvas = Image.fromarray(ref_blend(image, label_map, sp_labels, only), mode="RGB")
     font_size = max(10, min(h, w) // 40)
@@ -100,6 +104,8 @@ def ref_overlay(
         for it in items:
             rgb = tuple(int(c) for c in PALETTE[it.label])
             draw.rectangle(tuple(float(v) for v in it.box), outline=rgb, width=max(1, font_size // 6))
+    for box, rgb in boxes:
+        draw.rectangle(tuple(float(v) for v in box), outline=rgb, width=max(1, font_size // 6))
     placed: list[tuple[float, float, float, float]] = []
     for it in sorted(items, key=lambda i: -i.score):
         if it.mask_box[2] > 0:
@@ -108,7 +114,8 @@ def ref_overlay(
                 rgb = tuple(int(c) for c in PALETTE[it.label])
                 draw.rectangle(rect, fill=rgb)
                 draw.text((rect[0] + 1, rect[1] + 1), f"{it.name} {it.score:.2f}", fill=_ink(rgb), font=font, anchor="lt")
-    labels = [int(v) for v in np.flatnonzero(np.bincount(label_map.reshape(-1), minlength=1)[1:]) + 1]
+    shown = label_map.reshape(-1) if only is None else label_map[only]  # the legend names what is coloured
+    labels = [int(v) for v in np.flatnonzero(np.bincount(shown, minlength=1)[1:]) + 1]
     row, pad = font_size + font_size // 2, font_size // 2 + 2
     names = [PARSING_LABELS[v] for v in labels] or ["(nothing detected)"]
     text_w = max(int(ImageDraw.Draw(canvas).textlength(n, font=font)) for n in names)
@@ -143,8 +150,29 @@ def _ref_place_caption(
 # ---------------------------------------------------------------- the whole record
 
 
+def ref_class_boxes(label_map: np.ndarray) -> list[tuple[list[float], tuple[int, int, int]]]:
+    """(x1, y1, x2, y2 inclusive, class colour) of every 8-connected region of >= MIN_BOX_AREA
+    pixels of each clothing class, by class then raster order."""
+    out = []
+    for c in range(1, 14):
+        for r in regionprops(label(label_map == c, connectivity=2)):
+            if r.area >= MIN_BOX_AREA:
+                y0, x0, y1, x1 = r.bbox
+                out.append(([float(x0), float(y0), float(x1 - 1), float(y1 - 1)], tuple(int(v) for v in PALETTE[c])))
+    return out
+
+
+def ref_grown_pixels(result: ParseResult) -> np.ndarray:
+    """bool [H, W]: pixels of the superpixels growth assigned (none at pixel level)."""
+    if result.fusion is None:
+        return np.zeros((result.height, result.width), bool)
+    grown_ids = np.flatnonzero(result.fusion.grown)
+    return np.isin(result.sp_labels, grown_ids)
+
+
 def ref_encode(result: ParseResult, image: np.ndarray, options: OverlayOptions) -> tuple[dict[str, Any], np.ndarray]:
-    """(record without timings, overlay pixels) the full-mask way."""
+    """(record without timings, overlay pixels) the full-mask way; the parse view only."""
+    assert options.view == "parse"
     items, captions = [], []
     for item in result.items:
         mask = result.item_mask(item.index)
@@ -173,9 +201,10 @@ def ref_encode(result: ParseResult, image: np.ndarray, options: OverlayOptions) 
         image,
         result.label_map,
         captions,
-        show_boxes=options.show_boxes,
+        show_boxes=options.detector_boxes,
         sp_labels=result.sp_labels if options.show_superpixels else None,
-        only=unpredicted_pixels(result) if options.unpredicted_only else None,
+        only=ref_grown_pixels(result) if options.unpredicted_only else None,
+        boxes=ref_class_boxes(result.label_map) if options.show_boxes else (),
     )
     record = {
         "image": {"file": "x.jpg", "width": result.width, "height": result.height},

@@ -12,6 +12,8 @@ from PIL import Image
 from typer.testing import CliRunner
 
 from clothparse.cli.app import app
+from clothparse.parse.mask_codec import decode_rle
+from clothparse.taxonomy import PALETTE
 
 runner = CliRunner()
 
@@ -200,10 +202,118 @@ def test_no_superpixel_and_toggles(models, photos: Path, tmp_path: Path) -> None
     assert res.exit_code == 0, res.output
     a = np.asarray(Image.open(plain / "one_overlay.png"))
     b = np.asarray(Image.open(toggled / "one_overlay.png"))
-    assert a.shape == b.shape and (a != b).any()
+    # The photo part differs; the legend (unpredicted-only names only what it colours) may too.
+    assert (a[:160, :120] != b[:160, :120]).any()
     assert (plain / "one_labels.png").read_bytes() == (toggled / "one_labels.png").read_bytes()
-    bad = _run([one, *_args(models, tmp_path / "x", "--no-superpixel", "--show-superpixels")])
-    assert bad.exit_code == 1 and "need the superpixel stage" in bad.output
+    for flag in ("--show-superpixels", "--unpredicted-only"):
+        bad = _run([one, *_args(models, tmp_path / "x", "--no-superpixel", flag)])
+        assert bad.exit_code == 1 and "need the superpixel stage" in bad.output
+
+
+# ---------------------------------------------------------------- views and display toggles
+
+
+def _overlay(folder: Path, name: str = "one") -> np.ndarray:
+    return np.asarray(Image.open(folder / f"{name}_overlay.png").convert("RGB"))
+
+
+def _record(folder: Path, name: str = "one") -> dict:
+    rec = json.loads((folder / f"{name}.json").read_text())
+    rec.pop("timings_ms")
+    return rec
+
+
+def _painted_body(over: np.ndarray, photo: np.ndarray, labels: np.ndarray) -> int:
+    """Pixels of label 14 that carry the parse view's skin/body blend (alpha 0.55 / 2)."""
+    a = np.float32(0.275)
+    blend = np.clip(photo.astype(np.float32) * (1 - a) + PALETTE[14].astype(np.float32) * a + 0.5, 0, 255).astype(np.uint8)
+    h, w = labels.shape
+    part = over[:h, :w]
+    return int(((part == blend).all(-1) & (part != photo).any(-1) & (labels == 14)).sum())
+
+
+def test_views_change_only_the_overlay(models, photos: Path, tmp_path: Path) -> None:
+    one = photos / "folder" / "one.png"
+    photo = np.asarray(Image.open(one).convert("RGB"))
+    outs = {view: tmp_path / view for view in ("parse", "clothing", "body")}
+    for view, out in outs.items():
+        res = _run([str(one), *_args(models, out, "--view", view.upper() if view == "body" else view)])
+        assert res.exit_code == 0, res.output
+    labels_png = {(out / "one_labels.png").read_bytes() for out in outs.values()}
+    assert len(labels_png) == 1
+    assert _record(outs["parse"]) == _record(outs["clothing"]) == _record(outs["body"])
+    labels = np.asarray(Image.open(outs["parse"] / "one_labels.png"))
+    over = {view: _overlay(out) for view, out in outs.items()}
+    h, w = labels.shape
+    # Body view: the person masks of the record, and nothing else.
+    rec = _record(outs["parse"])
+    person = np.zeros((h, w), bool)
+    for rle in rec["body"]["masks"]:
+        person |= decode_rle(rle).astype(bool)
+    assert person.any() and not person.all()
+    body = over["body"][:h, :w]
+    np.testing.assert_array_equal(body[~person], photo[~person])
+    assert (body[person] != photo[person]).any(-1).mean() > 0.9
+    # Clothing view: no body layer; the parse view has one.
+    assert (labels == 14).any() and _painted_body(over["parse"], photo, labels) > 0
+    assert _painted_body(over["clothing"], photo, labels) == 0
+    assert not np.array_equal(over["clothing"], over["parse"])
+
+
+def test_boxes_and_unpredicted_only(models, photos: Path, tmp_path: Path) -> None:
+    from clothparse.parse.views import class_boxes
+
+    one = photos / "folder" / "one.png"
+    photo = np.asarray(Image.open(one).convert("RGB"))
+    outs = {}
+    for name, extra in (("plain", ()), ("refined", ("--show-boxes",)), ("detector", ("--detector-boxes",)),
+                        ("unpredicted", ("--unpredicted-only",))):
+        outs[name] = tmp_path / name
+        res = _run([str(one), *_args(models, outs[name], *extra)])
+        assert res.exit_code == 0, res.output
+        assert (outs[name] / "one_labels.png").read_bytes() == (outs["plain"] / "one_labels.png").read_bytes()
+    labels = np.asarray(Image.open(outs["plain"] / "one_labels.png"))
+    over = {name: _overlay(out) for name, out in outs.items()}
+    assert len({o.tobytes() for o in over.values()}) == 4
+    # --show-boxes: the class colour along the boxes of the label map's regions (bar where
+    # a caption or a later box lies on them).
+    boxes = class_boxes(labels)
+    assert boxes
+    hits = total = 0
+    for (x0, y0, x1, y1), c in boxes:
+        x0, y0, x1, y1 = int(x0), int(y0), int(x1), int(y1)
+        for edge in (over["refined"][y1, x0 : x1 + 1], over["refined"][y0 : y1 + 1, x1]):
+            hits += int((edge == PALETTE[c]).all(-1).sum())
+            total += len(edge)
+    assert hits > 0.8 * total
+    # --unpredicted-only: no skin/body colour (it once painted leftover body).
+    assert _painted_body(over["plain"], photo, labels) > 0
+    assert _painted_body(over["unpredicted"], photo, labels) == 0
+
+
+def test_body_model_none(models, photos: Path, tmp_path: Path) -> None:
+    one = photos / "folder" / "one.png"
+    out = tmp_path / "nobody"
+    args = _args(models, out, "--view", "body")
+    args[args.index("--body-model") + 1] = "None"
+    res = _run([str(one), *args])
+    assert res.exit_code == 0, res.output
+    labels = np.asarray(Image.open(out / "one_labels.png"))
+    rec = _record(out)
+    assert rec["body"] == {"boxes": [], "scores": [], "masks": []} and rec["items"]
+    assert not (labels == 14).any() and (labels > 0).any()
+    photo = np.asarray(Image.open(one).convert("RGB"))
+    np.testing.assert_array_equal(_overlay(out)[: labels.shape[0], : labels.shape[1]], photo)  # nobody to colour
+
+
+def test_view_option_errors(models, photos: Path, tmp_path: Path) -> None:
+    one = str(photos / "folder" / "one.png")
+    res = _run([one, *_args(models, tmp_path / "o", "--view", "skeleton")])
+    assert res.exit_code == 1 and "error: --view: unknown view 'skeleton'" in res.output
+    res = _run([one, *_args(models, tmp_path / "o", "--view", "clothing", "--unpredicted-only")])
+    lines = [ln for ln in res.output.splitlines() if ln.startswith("error:")]
+    assert res.exit_code == 1 and len(lines) == 1 and lines[0].startswith("error: --unpredicted-only"), res.output
+    assert not (tmp_path / "o").exists()
 
 
 def test_option_errors(models, photos: Path, tmp_path: Path) -> None:

@@ -62,14 +62,20 @@ def test_encode_result_equals_full_mask_reference(case: int) -> None:
     seed = int(np.random.default_rng().integers(2**31))  # fresh inputs; the seed is in the report
     h, w = (int(v) for v in np.random.default_rng(seed).integers(8, 96, 2))
     result, image = random_result(seed, h, w)
-    check_same(result, image, OverlayOptions(show_boxes=bool(case % 2), show_superpixels=case % 3 == 0, unpredicted_only=case % 3 == 1))
+    options = OverlayOptions(
+        show_boxes=case in (1, 4, 5),
+        detector_boxes=case in (2, 3, 5),
+        show_superpixels=case % 3 == 0,
+        unpredicted_only=case % 3 == 1,
+    )
+    check_same(result, image, options)
 
 
 @pytest.mark.parametrize("thresh", [0.5, 0.0])
 def test_encode_result_pixel_level(thresh: float) -> None:
     for seed in range(3):
         result, image = random_result(seed, 40 + 7 * seed, 56, superpixels=False, thresh=thresh)
-        check_same(result, image)
+        check_same(result, image, OverlayOptions(show_boxes=seed == 1))  # pixel level: specks get no box
 
 
 def test_edge_cases() -> None:
@@ -93,7 +99,7 @@ def test_edge_cases() -> None:
     res = ParseResult(h, w, cloth, Detections.empty(("person",)), np.asarray(f.label_map, np.uint8), f, sp)
     assert res.item_mask(0)[:, 0].any() and res.item_mask(0)[:, -1].any()
     assert not res.item_mask(2).any()
-    check_same(res, image, OverlayOptions(show_boxes=True, show_superpixels=True))
+    check_same(res, image, OverlayOptions(show_boxes=True, detector_boxes=True, show_superpixels=True))
 
 
 @settings(max_examples=300, deadline=None)

@@ -327,3 +327,58 @@ def test_instance_map_matches_instances() -> None:
     imap = instance_map(scene)
     for i, x in enumerate(scene.instances):
         np.testing.assert_array_equal(imap == i, x.mask)
+
+
+# ---------------------------------------------------------------- non-square images (WxH)
+
+
+def test_fill_polygons_non_square_matches_square_reference() -> None:
+    """A pixel is inside a polygon whatever the image size: an (H, W) fill is the top-left
+    H x W corner of the square fill of side max(H, W)."""
+    rng = np.random.default_rng(4)
+    polys = [rng.uniform(-6.0, 30.0, (int(rng.integers(3, 9)), 2)).round() for _ in range(12)]
+    for h, w in ((24, 16), (16, 24), (7, 30)):
+        ref = [reference_fill(p, 30)[:h, :w] for p in polys]
+        got = raster.fill_polygons(polys, (h, w))
+        for idx, want in zip(got, ref, strict=True):
+            np.testing.assert_array_equal(raster.indices_to_mask(idx, (h, w)), want)
+
+
+@pytest.mark.parametrize("shape", [(96, 64), (64, 96)])
+def test_non_square_scenes_are_consistent(shape: tuple[int, int]) -> None:
+    h, w = shape
+    for i in range(4):
+        scene = render_scene(np.random.default_rng([17, i]), shape)
+        assert scene.image.shape == (h, w, 3) and scene.label_map.shape == (h, w)
+        lm = scene.label_map
+        union = np.zeros((h, w), dtype=bool)
+        for x in scene.instances:
+            assert x.mask.shape == (h, w) and x.mask.sum() >= MIN_INSTANCE_AREA
+            np.testing.assert_array_equal(lm[x.mask], x.class_id)
+            union |= x.mask
+        np.testing.assert_array_equal((lm > 0) & (lm < taxonomy.BODY_LABEL), union)
+        people = np.zeros((h, w), dtype=bool)
+        for m in scene.persons:
+            people |= m
+        np.testing.assert_array_equal(lm > 0, people)
+        above = np.zeros((h, w), dtype=bool)
+        for k in range(len(scene.layers) - 1, -1, -1):
+            amodal = scene.layers[k].amodal(shape)
+            np.testing.assert_array_equal(scene.owner == k, amodal & ~above)
+            above |= amodal
+
+
+def test_write_dataset_portrait(tmp_path: Path) -> None:
+    summary = write_dataset(tmp_path / "ds", 3, (96, 64), seed=2)
+    assert summary["size"] == "96x64"
+    clothing = json.loads((tmp_path / "ds" / "clothing.json").read_text())
+    for im in clothing["images"]:
+        assert (im["width"], im["height"]) == (64, 96)
+        assert Image.open(tmp_path / "ds" / "images" / im["file_name"]).size == (64, 96)
+        scene = render_scene(np.random.default_rng([2, im["id"] - 1]), (96, 64))
+        anns = [a for a in clothing["annotations"] if a["image_id"] == im["id"]]
+        for ann, x in zip(anns, scene.instances, strict=True):
+            decoded = mask_utils.decode(mask_utils.merge(mask_utils.frPyObjects(ann["segmentation"], 96, 64)))
+            assert ((decoded > 0) & x.mask).sum() / ((decoded > 0) | x.mask).sum() > 0.9
+    with pytest.raises(ConfigError, match="32x64"):
+        write_dataset(tmp_path / "bad", 1, (32, 64))

@@ -122,3 +122,41 @@ def test_lr_warmup_and_drop() -> None:
     assert lr_at(tc, 9, False) == pytest.approx(0.01)
     assert lr_at(tc, 500, True) == pytest.approx(0.001)
     assert torch.isfinite(torch.tensor(lr_at(TrainConfig(warmup_steps=0), 0, False)))
+
+
+@pytest.mark.parametrize("missing", ["resnet101-63fe2227.pth", "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth", "both"])
+def test_init_coco_resnet101_names_both_files(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, missing: str
+) -> None:
+    """`--init coco` for ResNet-101 needs the ImageNet R101 trunk and the COCO R50 heads:
+    a missing one is a one-line error naming both files and the one that is missing."""
+    from clothparse.model.weights import COCO_MASKRCNN_R50_URL, IMAGENET_URLS, file_name
+
+    names = [file_name(IMAGENET_URLS["resnet101"]), file_name(COCO_MASKRCNN_R50_URL)]
+    hub = tmp_path / "hub"
+    (hub / "checkpoints").mkdir(parents=True)
+    for name in names:
+        if missing not in (name, "both"):
+            (hub / "checkpoints" / name).write_bytes(b"never read: both files are looked up first")
+    monkeypatch.setattr(torch.hub, "get_dir", lambda: str(hub))
+    data = _write_dataset(tmp_path / "data", n_train=1, n_val=1)
+    args = ["train", "--data", str(data), "--out", str(tmp_path / "run"), "--backbone", "resnet101",
+            "--init", "coco", "--epochs", "1", "--steps-per-epoch", "1", "--device", "cpu", "--quiet"]
+    r = CliRunner().invoke(app, args)
+    assert r.exit_code == 1
+    lines = [x for x in r.output.splitlines() if x.strip()]
+    assert len(lines) == 1 and lines[0].startswith("error:"), r.output
+    assert all(name in lines[0] for name in names) and str(hub / "checkpoints") in lines[0]
+    gone = names if missing == "both" else [missing]
+    assert lines[0].split("missing from ")[1].split(": ", 1)[1].startswith(", ".join(gone))
+    # Only the COCO file can be replaced by --weights; the R101 trunk comes from the cache.
+    assert ("--weights" in lines[0]) == (missing == names[1])
+
+
+def test_default_schedule_covers_the_originals() -> None:
+    """The original trained 150 epochs x 100 steps x batch 4 = 60,000 images; so does `cpt train`."""
+    from clothparse.train.run import TrainOptions, configs
+
+    _, tc = configs(TrainOptions(data=Path("d"), out=Path("o")))
+    assert tc.epochs * tc.steps_per_epoch * tc.batch_size >= 60_000
+    assert (tc.batch_size, tc.steps_per_epoch, tc.validation_steps, tc.lr) == (4, 100, 50, 0.001)

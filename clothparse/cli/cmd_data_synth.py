@@ -13,7 +13,7 @@ from rich.table import Table
 from clothparse.cli.errors import handle_errors
 from clothparse.cli.options import OutDir, Quiet, Ratios, Seed
 from clothparse.data.split import parse_ratios
-from clothparse.data.synth.writer import check_settings, write_dataset
+from clothparse.data.synth.writer import check_settings, parse_size, write_dataset
 from clothparse.errors import ConfigError
 
 
@@ -56,8 +56,14 @@ def synth(
     out: OutDir,
     n: Annotated[int, typer.Option("--n", help="Number of images to make.")] = 2000,
     size: Annotated[
-        int, typer.Option("--size", help="Side of the square images in pixels (64-4096).")
-    ] = 256,
+        str,
+        typer.Option(
+            "--size",
+            help="Image size in pixels (64-4096 each side): a side for square images (256), or "
+            "HEIGHTxWIDTH, e.g. 600x400 for portrait photos like ModaNet's (400 wide, 600 tall). "
+            "People scale with the height.",
+        ),
+    ] = "256",
     seed: Seed = 0,
     ratios: Ratios = "0.8,0.1,0.1",
     overwrite: Annotated[
@@ -78,11 +84,12 @@ def synth(
     """
     with handle_errors():
         fractions = parse_ratios(ratios)
-        check_settings(n, size, seed)
+        shape = parse_size(size)
+        check_settings(n, shape, seed)
         check_out_dir(out, overwrite)
         console = Console()
         if quiet:
-            summary = write_dataset(out, n, size, seed, fractions)
+            summary = write_dataset(out, n, shape, seed, fractions)
         else:
             columns = (
                 TextColumn("synth"),
@@ -95,7 +102,7 @@ def synth(
                 summary = write_dataset(
                     out,
                     n,
-                    size,
+                    shape,
                     seed,
                     fractions,
                     progress=lambda done, _: bar.update(task, completed=done),

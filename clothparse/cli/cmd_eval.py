@@ -4,7 +4,7 @@ Three modes:
   cpt eval --model CKPT --data DIR        run the model over a split, then score it
   cpt eval --results PRED.json --data DIR score an existing COCO results file
   cpt eval --parsing --pred D1 [--pred D2] --data DIR
-                                          mIoU / pixel accuracy of NAME_labels.png maps
+                                          mIoU / boundary F / pixel accuracy of NAME_labels.png maps
 Prints rich tables and writes a JSON report (``--out``).
 """
 
@@ -23,6 +23,7 @@ from clothparse.cli.options import DataDir, Device, EngineName, EnginePrecision,
 from clothparse.errors import ConfigError
 from clothparse.evaluate import report
 from clothparse.evaluate.coco_eval import AP_SCORE_THRESH, CocoMetrics, GroundTruth, load_gt
+from clothparse.evaluate.parsing_metrics import BOUNDARY_TOL
 from clothparse.evaluate.runner import (
     evaluate_detections,
     evaluate_parsing,
@@ -56,6 +57,14 @@ ResultsOpt = Annotated[
     Path | None, typer.Option("--results", help="Score this COCO results JSON (e.g. from `cpt parse`) instead of a model.")
 ]
 ParsingFlag = Annotated[bool, typer.Option("--parsing", help="Evaluate parsing label maps (needs --pred).")]
+BoundaryTol = Annotated[
+    float,
+    typer.Option(
+        "--boundary-tol", min=0.0,
+        help="--parsing: boundary F-score tolerance in pixels (a predicted boundary pixel within this "
+        "distance of a ground-truth one of the same class is a hit, and vice versa).",
+    ),
+]
 PredDirs = Annotated[
     list[Path] | None,
     typer.Option("--pred", help="Folder of NAME_labels.png maps; repeat for an ablation table (one column each)."),
@@ -105,14 +114,20 @@ def _print_detection_report(console: Console, payload: dict[str, Any], metrics: 
     console.print(report.seed_table({float(t): s for t, s in payload["seed"].items()}))
 
 
-def _parsing(data: Path, split: str, pred: list[Path], max_images: int | None, out: Path | None, console: Console) -> None:
-    columns = evaluate_parsing(pred, data, split, max_images)
+def _parsing(
+    data: Path, split: str, pred: list[Path], max_images: int | None, out: Path | None, console: Console,
+    boundary_tol: float = BOUNDARY_TOL,
+) -> None:
+    columns = evaluate_parsing(pred, data, split, max_images, boundary_tol=boundary_tol)
     console.print(report.parsing_table(columns))
     for name, m in columns:
         if m.missing:
             console.print(f"[yellow]{name}: {len(m.missing)} ground-truth image(s) without a prediction, e.g. {m.missing[0]}_labels.png")
     out = out or _default_out(pred[0], f"eval_parsing_{split}.json")
-    write_json(out, {"split": split, "data": str(data), "columns": {n: m.to_dict() for n, m in columns}})
+    write_json(out, {
+        "split": split, "data": str(data), "boundary_tol_px": boundary_tol,
+        "columns": {n: m.to_dict() for n, m in columns},
+    })
     console.print(f"report: {out}")
 
 
@@ -131,14 +146,15 @@ def evaluate(
     results: ResultsOpt = None,
     parsing: ParsingFlag = False,
     pred: PredDirs = None,
+    boundary_tol: BoundaryTol = BOUNDARY_TOL,
     quiet: Quiet = False,
 ) -> None:
-    """Score a model (COCO bbox/segm AP, per-class AP, seed merged-mask metrics) or parsing maps (mIoU)."""
+    """Score a model (COCO bbox/segm AP, per-class AP, seed merged-mask metrics) or parsing maps (mIoU, boundary F)."""
     console = Console()
     failed: list[tuple[int, str]] = []
     with handle_errors():
         if parsing:
-            _parsing(data, split, list(pred or []), max_images, out, console)
+            _parsing(data, split, list(pred or []), max_images, out, console, boundary_tol)
             return
         if (model is None) == (results is None):
             raise ConfigError("give exactly one of --model CKPT or --results PRED.json (or --parsing --pred DIR)")

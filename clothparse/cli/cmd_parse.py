@@ -2,8 +2,10 @@
 
   cpt parse photos/ 'more/*.jpg' one.png --model RUN --out OUT
 
-Per photo NAME: NAME.json, NAME_labels.png (palette label map 0-14), NAME_overlay.png;
-for the batch: results_coco.json (for `cpt eval --results`) and a summary table.
+Per photo NAME: NAME.json, NAME_labels.png (palette label map 0-14), NAME_overlay.png
+(--view parse, clothing or body and the display toggles change this one alone); for the
+batch: results_coco.json (for `cpt eval --results`) and a summary table.
+--body-model none parses without a body model: nothing becomes skin/body (label 14).
 A bad photo prints one line `error: PATH: problem`; the batch goes on and exits 3
 (EXIT_PARTIAL; 1 when no photo was parsed). An unexpected exception (a bug) stops the batch
 and prints one `internal error` line (exit 4; CPT_DEBUG=1 for the traceback).
@@ -27,7 +29,7 @@ from rich.table import Table
 
 from clothparse.cli.errors import EXIT_ERROR, EXIT_PARTIAL, handle_errors, report
 from clothparse.cli.options import (
-    BodyModelPath,
+    BodyModelOrNone,
     Device,
     EngineName,
     EnginePrecision,
@@ -51,6 +53,7 @@ from clothparse.parse.batch import (
 from clothparse.parse.outputs import OverlayOptions
 from clothparse.parse.pipeline import STAGES, Parser, SlicParams
 from clothparse.parse.threads import DEFAULT_WORKERS
+from clothparse.parse.views import MIN_BOX_AREA, VIEWS
 from clothparse.taxonomy import MODANET_CLASSES
 
 Inputs = Annotated[list[str], typer.Argument(help="Photos: files, folders (their images) and globs ('dir/**/*.jpg').")]
@@ -59,10 +62,33 @@ Vote = Annotated[str, typer.Option("--vote", help="Superpixel vote: area (covera
 BodyScore = Annotated[
     float, typer.Option("--body-score-thresh", min=0.0, max=1.0, help="Keep person detections with score >= this.")
 ]
-ShowBoxes = Annotated[bool, typer.Option("--show-boxes", help="Overlay: draw the detection boxes.")]
-ShowSp = Annotated[bool, typer.Option("--show-superpixels", help="Overlay: draw superpixel boundaries.")]
+ViewOpt = Annotated[
+    str,
+    typer.Option(
+        "--view",
+        help="Overlay view: parse (the refined parsing map), clothing (each clothing detection's pasted mask in its "
+        "own colour, captions class+score, no body) or body (the person masks alone, one colour). It changes "
+        "NAME_overlay.png only: NAME_labels.png and NAME.json are always the parse result.",
+    ),
+]
+ShowBoxes = Annotated[
+    bool,
+    typer.Option(
+        "--show-boxes",
+        help=f"Overlay: box each connected region of each clothing class in the label map, in its class colour "
+        f"(regions under {MIN_BOX_AREA} px get none); clothing and body views: the detector boxes.",
+    ),
+]
+DetectorBoxes = Annotated[
+    bool, typer.Option("--detector-boxes", help="Overlay: draw the detector boxes (the person boxes in the body view).")
+]
+ShowSp = Annotated[bool, typer.Option("--show-superpixels", help="Overlay: draw SLIC superpixel boundaries (in every view).")]
 UnpredOnly = Annotated[
-    bool, typer.Option("--unpredicted-only", help="Overlay: colour only superpixels no mask claimed but the body covered.")
+    bool,
+    typer.Option(
+        "--unpredicted-only",
+        help="Overlay, parse view: colour only the superpixels that growth turned from unpredicted into clothing.",
+    ),
 ]
 SkipExisting = Annotated[bool, typer.Option("--skip-existing", help="Skip photos whose three outputs already exist.")]
 SpBackend = Annotated[str, typer.Option("--superpixels", help="SLIC backend: auto, skimage or native.")]
@@ -123,6 +149,11 @@ def _print_note(role: str, eng: Engine, quiet: bool) -> None:
         print(f"note: {role} model: {note}", file=sys.stderr)
 
 
+def _no_body(path: Path | None) -> bool:
+    """``--body-model none`` (any case): parse without a body model."""
+    return path is not None and str(path).lower() == "none"
+
+
 def _body_engine(path: Path | None, how: EngineChoice, score_thresh: float, batch: int, quiet: bool) -> Engine:
     """The body model: a checkpoint/exported file, a torchvision COCO ``.pth``, or the default
     torchvision COCO Mask R-CNN from the local cache (a clear error when it is not there)."""
@@ -156,7 +187,7 @@ def parse(
     inputs: Inputs,
     model: ModelPath,
     out: OutDir,
-    body_model: BodyModelPath = None,
+    body_model: BodyModelOrNone = None,
     engine: EngineName = None,
     precision: EnginePrecision = "auto",
     threads: EngineThreads = 0,
@@ -165,7 +196,9 @@ def parse(
     score_thresh: ScoreThresh = None,
     body_score_thresh: BodyScore = 0.5,
     device: Device = "auto",
+    view: ViewOpt = "parse",
     show_boxes: ShowBoxes = False,
+    detector_boxes: DetectorBoxes = False,
     show_superpixels: ShowSp = False,
     unpredicted_only: UnpredOnly = False,
     skip_existing: SkipExisting = False,
@@ -185,6 +218,12 @@ def parse(
             raise ConfigError(f"--vote: unknown vote {vote!r}; choose area or centroid")
         if no_superpixel and (show_superpixels or unpredicted_only):
             raise ConfigError("--show-superpixels and --unpredicted-only need the superpixel stage (drop --no-superpixel)")
+        view = view.lower()
+        if view not in VIEWS:
+            raise ConfigError(f"--view: unknown view {view!r}; choose {', '.join(VIEWS[:-1])} or {VIEWS[-1]}")
+        if unpredicted_only and view != "parse":
+            raise ConfigError(f"--unpredicted-only colours the parse view's grown superpixels; drop it or --view {view}")
+        options = OverlayOptions(show_boxes, show_superpixels, unpredicted_only, png_level, view, detector_boxes)
         paths, input_errors = expand_inputs(inputs)
         paths = drop_own_outputs(paths, out)
         for err in input_errors:
@@ -197,7 +236,6 @@ def parse(
             None if no_superpixel else superpixels, vote, SlicParams(n_segments, compactness, sigma), batch or 1, quiet,
         )
         batch = _batch_size(parser.clothing, batch)
-        options = OverlayOptions(show_boxes, show_superpixels, unpredicted_only, png_level=png_level)
         summary = _run(parser, paths, out, options, skip_existing, image_ids, quiet, batch, workers)
         summary.input_errors = input_errors
         for p in summary.missing_ids:
@@ -234,7 +272,7 @@ def _build_parser(
         backend = get_backend(sp_backend)
     params = FusionParams(vote="centroid" if vote == "centroid" else "area")
     clothing = _clothing_engine(model, how, score_thresh, batch, quiet)
-    body = _body_engine(body_model, how, body_score_thresh, batch, quiet)
+    body = None if _no_body(body_model) else _body_engine(body_model, how, body_score_thresh, batch, quiet)
     return Parser(clothing, body, backend, params, slic, body_score_thresh=body_score_thresh)
 
 

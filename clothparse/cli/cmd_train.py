@@ -19,11 +19,23 @@ Task = Annotated[str, typer.Option("--task", help="clothing (train.json/val.json
 BackboneOpt = Annotated[str, typer.Option("--backbone", help="resnet101 (the seed's), resnet50, or small (CPU-friendly, trains from scratch).")]
 InitOpt = Annotated[
     str | None,
-    typer.Option("--init", help="none, imagenet or coco (default: coco for ResNets, none for small). Weights come from the torch hub cache or --weights; never downloaded."),
+    typer.Option(
+        "--init",
+        help="none, imagenet or coco (default: coco for ResNets, none for small). Weights come from the torch hub "
+        "cache or --weights; never downloaded. coco + resnet101 needs resnet101-63fe2227.pth and "
+        "maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth in the cache (--weights replaces the second).",
+    ),
 ]
 WeightsOpt = Annotated[Path | None, typer.Option("--weights", help="Pretrained weights file (.pth/.safetensors) instead of the hub cache.")]
-Epochs = Annotated[int | None, typer.Option("--epochs", min=1, help="Epochs (default: 10; small: until --time-limit or 1000).")]
-Steps = Annotated[int | None, typer.Option("--steps-per-epoch", min=1, help="Batches per epoch (seed: 100).")]
+Epochs = Annotated[
+    int | None,
+    typer.Option(
+        "--epochs", min=1,
+        help="Epochs (default: 150, the seed's: 150 x 100 steps x batch 4 = 60,000 images seen per process; "
+        "small: 1000 x 50 x 4 = 200,000, normally cut by --time-limit).",
+    ),
+]
+Steps = Annotated[int | None, typer.Option("--steps-per-epoch", min=1, help="Batches per epoch (seed: 100; images seen = epochs x steps x batch).")]
 ValSteps = Annotated[int | None, typer.Option("--val-steps", min=1, help="Validation batches after each epoch (seed: 50).")]
 Batch = Annotated[int | None, typer.Option("--batch-size", min=1, help="Images per batch per process (seed: 4).")]
 Lr = Annotated[float | None, typer.Option("--lr", min=0.0, help="SGD learning rate (seed: 0.001; small: 0.03).")]
@@ -59,7 +71,12 @@ def train(
     threads: Threads = None,
     quiet: Quiet = False,
 ) -> None:
-    """Train Mask R-CNN (SGD, the seed's settings) and write RUN/{best,last}.safetensors+.json and logs."""
+    """Train Mask R-CNN (SGD, the seed's settings) and write RUN/{best,last}.safetensors+.json and logs.
+
+    The default schedule is the seed's: 150 epochs x 100 steps x batch 4 = 60,000 images
+    seen (per process; torchrun with N processes sees N times as many). README.md,
+    "Training", lists what differs from the seed's training and why.
+    """
     with handle_errors():
         from clothparse.model.weights import flag_hint
         from clothparse.train.run import TrainOptions, train_folder

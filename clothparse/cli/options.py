@@ -34,6 +34,15 @@ BodyModelPath = Annotated[
         help="Body (person) model: a checkpoint or exported file; default: torchvision's COCO Mask R-CNN from the local cache.",
     ),
 ]
+BodyModelOrNone = Annotated[
+    Path | None,
+    typer.Option(
+        "--body-model",
+        help="Body (person) model: a checkpoint or exported file, or 'none' for no body model (nothing becomes "
+        "skin/body, no growth; a file named none: give its full path); default: torchvision's COCO Mask R-CNN "
+        "from the local cache.",
+    ),
+]
 ScoreThresh = Annotated[
     float | None,
     typer.Option("--score-thresh", min=0.0, max=1.0, help="Keep detections with score >= this (default: the model's own)."),

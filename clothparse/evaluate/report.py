@@ -58,21 +58,26 @@ def seed_table(seed: Mapping[float, Mapping[str, Any]]) -> Table:
 
 
 def parsing_table(columns: Sequence[tuple[str, ParsingMetrics]], names: Sequence[str] = PARSING_LABELS) -> Table:
-    """Per-class IoU with one column per prediction folder, then mIoU, pixel accuracy, missing."""
-    table = Table(title="parsing IoU per class")
+    """Per class, two columns per prediction folder: IoU and boundary F (at each column's
+    tolerance); then mIoU beside the mean boundary F, pixel accuracy, images, missing."""
+    tols = sorted({m.boundary_tol for _, m in columns})
+    tol_txt = "/".join(f"{t:g}" for t in tols) or f"{ParsingMetrics().boundary_tol:g}"
+    table = Table(title=f"parsing IoU and boundary F (bF, tolerance {tol_txt} px) per class")
     table.add_column("label", justify="right")
     table.add_column("class")
     for name, _ in columns:
-        table.add_column(name, justify="right")
+        table.add_column(f"{name} IoU", justify="right")
+        table.add_column(f"{name} bF", justify="right")
     ious = [m.per_class_iou for _, m in columns]
+    bfs = [m.per_class_boundary[2] for _, m in columns]
     for k, label in enumerate(names):
-        vals = [None if v[k] != v[k] else float(v[k]) for v in ious]  # NaN != NaN
-        table.add_row(str(k), label, *(fmt(v) for v in vals))
+        cells = [fmt(_finite(float(v[k]))) for pair in zip(ious, bfs, strict=True) for v in pair]
+        table.add_row(str(k), label, *cells)
     table.add_section()
-    table.add_row("", "mIoU", *(fmt(_finite(m.miou)) for _, m in columns))
-    table.add_row("", "pixel acc", *(fmt(_finite(m.pixel_acc)) for _, m in columns))
-    table.add_row("", "images", *(str(m.n_images) for _, m in columns))
-    table.add_row("", "missing", *(str(len(m.missing)) for _, m in columns))
+    table.add_row("", "mIoU, mean bF", *(c for _, m in columns for c in (fmt(_finite(m.miou)), fmt(_finite(m.boundary_f)))))
+    table.add_row("", "pixel acc", *(c for _, m in columns for c in (fmt(_finite(m.pixel_acc)), "")))
+    table.add_row("", "images", *(c for _, m in columns for c in (str(m.n_images), "")))
+    table.add_row("", "missing", *(c for _, m in columns for c in (str(len(m.missing)), "")))
     return table
 
 

@@ -14,7 +14,7 @@ from typing import Any
 from clothparse.data.coco_json import read_coco_json, read_json
 from clothparse.errors import ConfigError, DataError
 from clothparse.evaluate.coco_eval import GroundTruth, check_results, coco_evaluate
-from clothparse.evaluate.parsing_metrics import ParsingMetrics, evaluate_parsing_dir
+from clothparse.evaluate.parsing_metrics import BOUNDARY_TOL, ParsingMetrics, evaluate_parsing_dir
 from clothparse.evaluate.seed_metrics import DEFAULT_THRESHOLDS, seed_evaluate
 
 TASKS = ("clothing", "body")
@@ -107,9 +107,11 @@ def parsing_stems(data: Path, split: str) -> tuple[list[str], Path]:
 
 
 def evaluate_parsing(
-    pred_dirs: Sequence[Path], data: Path, split: str, max_images: int | None = None
+    pred_dirs: Sequence[Path], data: Path, split: str, max_images: int | None = None,
+    boundary_tol: float = BOUNDARY_TOL,
 ) -> list[tuple[str, ParsingMetrics]]:
-    """Parsing metrics of each prediction folder against DIR/labels, over the split's images.
+    """Parsing metrics of each prediction folder against DIR/labels, over the split's images
+    (boundary F-score at ``boundary_tol`` pixels).
 
     Column names are the folder names, or the full paths when two folders share a name.
     """
@@ -121,4 +123,7 @@ def evaluate_parsing(
     names = [p.name for p in pred_dirs]
     if len(set(names)) != len(names):
         names = [str(p) for p in pred_dirs]
-    return [(n, evaluate_parsing_dir(p, labels, stems)) for n, p in zip(names, pred_dirs, strict=True)]
+    return [
+        (n, evaluate_parsing_dir(p, labels, stems, boundary_tol=boundary_tol))
+        for n, p in zip(names, pred_dirs, strict=True)
+    ]

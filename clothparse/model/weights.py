@@ -18,6 +18,9 @@ What each ``init`` loads:
   hybrid, stated honestly: ImageNet R101 trunk + the COCO R50-FPN model's FPN, RPN,
   box head and mask head (their shapes do not depend on the trunk depth). The trunk
   was never trained jointly with those heads, so fine-tuning matters more than for R50.
+  It needs two files in the cache, ``resnet101-63fe2227.pth`` and
+  ``maskrcnn_resnet50_fpn_coco-bf2d0c1e.pth`` (the second may be given as a file
+  instead); when either is missing, one error names both and says which is missing.
 - ``small``: no pretrained weights exist; any init but ``none`` is a ``ConfigError``.
 
 Weights are read with safetensors or ``torch.load(weights_only=True)``: no unpickling.
@@ -146,14 +149,40 @@ def init_model(model: nn.Module, cfg: ModelConfig, init: str, weights_path: str 
         if n == 0:
             raise ModelError(f"no tensor matches the {cfg.backbone} trunk", path)
         return
-    coco_path = resolve(COCO_MASKRCNN_R50_URL, weights_path)
-    coco = load_state(coco_path)
     if cfg.backbone == "resnet101":
-        # Resolve both files before loading either, so one error names what is missing.
-        # The caller's weights file replaces the COCO file only: R101 comes from the cache.
-        r101 = resolve(IMAGENET_URLS["resnet101"], replaceable=False)
-        coco = {k: v for k, v in coco.items() if not k.startswith("backbone.body.")}
+        coco_path, r101 = resolve_coco_r101(weights_path)
+        coco = {k: v for k, v in load_state(coco_path).items() if not k.startswith("backbone.body.")}
         load_matching(body, load_state(r101), str(r101))
+    else:
+        coco_path = resolve(COCO_MASKRCNN_R50_URL, weights_path)
+        coco = load_state(coco_path)
     n, _ = load_matching(model, coco, str(coco_path))
     if n == 0:
         raise ModelError("no tensor matches a torchvision Mask R-CNN", coco_path)
+
+
+def resolve_coco_r101(weights_path: str | Path | None = None) -> tuple[Path, Path]:
+    """(COCO R50-FPN Mask R-CNN file, ImageNet R101 file) for the ``coco`` + ``resnet101`` hybrid.
+
+    Both are looked up before either is loaded, so one error names both files and says
+    which are missing from the hub cache. ``weights_path`` replaces the COCO file only (the
+    R101 trunk always comes from the cache); a given file that does not exist is a
+    ``WeightsUnavailableError`` naming it. The error is ``CachedWeightsMissing`` (so
+    ``flag_hint`` may offer the caller's weights option) only when the COCO file alone is
+    missing.
+    """
+    coco = Path(weights_path) if weights_path is not None else hub_checkpoint_dir() / file_name(COCO_MASKRCNN_R50_URL)
+    if weights_path is not None and not coco.is_file():
+        raise WeightsUnavailableError("weights file not found", coco)
+    r101 = hub_checkpoint_dir() / file_name(IMAGENET_URLS["resnet101"])
+    missing = [p.name for p in (r101, coco) if not p.is_file()]
+    if not missing:
+        return coco, r101
+    coco_what = f"{coco} (given)" if weights_path is not None else file_name(COCO_MASKRCNN_R50_URL)
+    cls = CachedWeightsMissing if missing == [coco.name] else WeightsUnavailableError
+    raise cls(
+        "COCO init of resnet101 needs two pretrained files, offline: "
+        f"{file_name(IMAGENET_URLS['resnet101'])} (ImageNet ResNet-101 trunk, from {IMAGENET_URLS['resnet101']}) "
+        f"and {coco_what} (COCO Mask R-CNN R50-FPN heads, from {COCO_MASKRCNN_R50_URL}); "
+        f"missing from {hub_checkpoint_dir()}: {', '.join(missing)}"
+    )

@@ -2,7 +2,8 @@
 
 Every function here turns arrays into bytes or JSON-ready values; writing them to disk
 (atomically, all-or-nothing per image) is ``clothparse.parse.batch``'s job. The mask
-encodings (RLE, polygons, boxes, on full masks or crops) are ``clothparse.parse.mask_codec``'s.
+encodings (RLE, polygons, boxes, on full masks or crops) are ``clothparse.parse.mask_codec``'s;
+what the overlay shows (views and toggles, ``OverlayOptions``) is ``clothparse.parse.views``'.
 """
 
 from __future__ import annotations
@@ -21,34 +22,32 @@ from clothparse.parse.mask_codec import (
     packed_rles,
     tight_crop,
 )
-from clothparse.parse.overlay import OverlayItem, label_counts, render_overlay
+from clothparse.parse.overlay import label_counts, render_overlay
 from clothparse.parse.paste import region_weights
 from clothparse.parse.pipeline import STAGES
-from clothparse.parse.png_codec import check_level, palette_png, rgb_png
+from clothparse.parse.png_codec import palette_png, rgb_png
+from clothparse.parse.views import OverlayOptions, render_view, unpredicted_pixels
 from clothparse.taxonomy import PARSING_LABELS, palette_flat
 
 if TYPE_CHECKING:
     from clothparse.parse.pipeline import ParseResult
 
+# Re-exported: callers import the options and the renderers from here.
+__all__ = [
+    "EncodedImage",
+    "OverlayOptions",
+    "encode_result",
+    "item_crops",
+    "label_png",
+    "render_overlay",
+    "render_view",
+    "unpredicted_pixels",
+]
+
 
 def label_png(label_map: np.ndarray) -> bytes:
     """PNG bytes of a uint8 [H, W] label map (values 0-14) in palette mode with the taxonomy colours."""
     return palette_png(label_map, bytes(palette_flat()))
-
-
-@dataclass(frozen=True)
-class OverlayOptions:
-    """The seed app's three toggles (boxes, superpixel boundaries, unpredicted superpixels
-    only) and ``png_level``, the overlay PNG's compression level: zlib's 0-9, 1 (the
-    fastest, the default) by the built-in encoder (``clothparse.parse.png_codec``)."""
-
-    show_boxes: bool = False
-    show_superpixels: bool = False
-    unpredicted_only: bool = False
-    png_level: int = 1
-
-    def __post_init__(self) -> None:
-        check_level(self.png_level)
 
 
 @dataclass
@@ -71,6 +70,8 @@ def encode_result(
     it is also stored into ``result.timings``). Masks are handled as tight crops, never
     as full-resolution [H, W] arrays; the outputs equal those of the per-mask functions of
     ``mask_codec`` (``encode_rle``, ``mask_polygons``, ``mask_bbox``) on ``result.item_mask(i)``.
+    The overlay is ``views.render_view(result, image, options)``; the view and toggles of
+    ``options`` change it alone, never the record or the label PNG.
     """
     t0 = time.perf_counter()
     shape = (result.height, result.width)
@@ -79,8 +80,8 @@ def encode_result(
     polygons = packed_polygons(crops)
     rles = packed_rles(crops, shape)
     items: list[dict[str, Any]] = []
-    captions: list[OverlayItem] = []
-    for item, polys, rle, area, mbox in zip(parse_items, polygons, rles, crops.areas(), crops.boxes(), strict=True):
+    mask_boxes = crops.boxes()
+    for item, polys, rle, area, mbox in zip(parse_items, polygons, rles, crops.areas(), mask_boxes, strict=True):
         items.append(
             {
                 "id": item.index,
@@ -95,21 +96,12 @@ def encode_result(
                 "changed_by_superpixels": item.changed,
             }
         )
-        captions.append(OverlayItem(item.label, item.name, item.score, item.box.tolist(), mbox))
     body = {
         "boxes": [[round(float(v), 3) for v in b] for b in result.body.boxes],
         "scores": [round(float(s), 6) for s in result.body.scores],
         "masks": packed_rles(pack_crops([_pasted_crop(result, result.body, i) for i in range(len(result.body))]), shape),
     }
-    only = unpredicted_pixels(result) if options.unpredicted_only else None
-    overlay = render_overlay(
-        image,
-        result.label_map,
-        captions,
-        show_boxes=options.show_boxes,
-        sp_labels=result.sp_labels if options.show_superpixels else None,
-        only=only,
-    )
+    overlay = render_view(result, image, options, item_boxes=mask_boxes)
     labels = label_png(result.label_map)
     overlay_bytes = rgb_png(overlay, options.png_level)
     counts = label_counts(result.label_map)
@@ -150,13 +142,3 @@ def _pasted_crop(result: ParseResult, dets: Any, i: int) -> Crop:
     if y1 <= y0 or x1 <= x0:
         return np.zeros((0, 0), bool), 0, 0
     return tight_crop(threshold_paste(m, *ys, *xs, np.float32(result.mask_thresh)), y0, x0)
-
-
-def unpredicted_pixels(result: ParseResult) -> np.ndarray | None:
-    """bool [H, W]: pixels of superpixels that no mask claimed but the body covered
-    (the seed's "unpredicted" superpixels, whatever growth made of them); None at pixel level."""
-    if result.fusion is None or result.sp_labels is None:
-        return None
-    f = result.fusion
-    per_sp = np.asarray(f.in_body, bool) & ((np.asarray(f.sp_instance) < 0) | np.asarray(f.grown, bool))
-    return per_sp[result.sp_labels]

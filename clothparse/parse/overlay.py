@@ -4,9 +4,10 @@
 the canvas, which already has the legend's size. Caption backgrounds and legend swatches
 are array fills; text is Pillow's coverage mask of the string (rendered once per string
 and font size, then cached) blended with Pillow's own arithmetic, so the pixels are those
-Pillow's drawing would give without a Pillow image of the canvas. Boxes (``show_boxes``)
-and captions off the pixel grid are drawn by Pillow itself. Encoding the pixels as PNG is
-``clothparse.parse.png_codec``'s job.
+Pillow's drawing would give without a Pillow image of the canvas. Boxes and captions off
+the pixel grid are drawn by Pillow itself. Encoding the pixels as PNG is
+``clothparse.parse.png_codec``'s job. Which map, colours, boxes and legend a view shows
+(parse, clothing, body) is ``clothparse.parse.views``' choice; this module only draws.
 """
 
 from __future__ import annotations
@@ -24,6 +25,9 @@ from clothparse.taxonomy import PALETTE, PARSING_LABELS
 _YELLOW = np.array((255.0, 255.0, 0.0), np.float32)
 
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
+RGB = tuple[int, int, int]
+#: A rectangle to outline: (x1, y1, x2, y2) photo pixels (Pillow's inclusive corners) and its colour.
+Box = tuple[Sequence[float], RGB]
 
 
 @dataclass
@@ -31,7 +35,8 @@ class OverlayItem:
     """One instance to caption on the overlay: its class label (1-13), name, score and boxes.
 
     ``box`` is the detector's xyxy box in photo pixels; ``mask_box`` the xywh box of the
-    refined mask (captions sit on the mask, which is where the viewer looks).
+    refined mask (captions sit on the mask, which is where the viewer looks); ``colour``
+    the caption's (and box's) RGB, None for the class colour ``PALETTE[label]``.
     """
 
     label: int
@@ -39,6 +44,14 @@ class OverlayItem:
     score: float
     box: Sequence[float]
     mask_box: Sequence[float]
+    colour: RGB | None = None
+
+    @property
+    def rgb(self) -> RGB:
+        if self.colour is not None:
+            return self.colour
+        c = PALETTE[self.label]
+        return (int(c[0]), int(c[1]), int(c[2]))
 
 
 @functools.lru_cache(maxsize=16)
@@ -58,29 +71,45 @@ def render_overlay(
     sp_labels: np.ndarray | None = None,
     only: np.ndarray | None = None,
     alpha: float = 0.55,
+    *,
+    boxes: Sequence[Box] = (),
+    palette: np.ndarray | None = None,
+    legend: Sequence[tuple[str, RGB]] | None = None,
 ) -> np.ndarray:
-    """The picture a person looks at: photo + coloured parsing + captions + legend.
+    """The picture a person looks at: photo + coloured map + boxes + captions + legend.
 
     image:     RGB uint8 [H, W, 3].
-    label_map: uint8 [H, W], 0 background, 1-13 clothing, 14 skin/body.
-    items:     instances to caption (class name and score), boxes drawn when ``show_boxes``.
+    label_map: uint8 [H, W], 0 background, 1-13 clothing, 14 skin/body (or, with
+               ``palette``, indices into it).
+    items:     instances to caption (class name and score); their detector boxes are
+               drawn when ``show_boxes``.
     sp_labels: int32 [H, W] superpixel ids; when given their boundaries are drawn.
     only:      bool [H, W]; when given, only these pixels are coloured (``--unpredicted-only``).
+    boxes:     more rectangles to outline (after the items' boxes, before the captions).
+    palette:   uint8 [L <= 256, 3]: colours of the map's values (0 is never coloured, the
+               others at ``alpha``); None: the taxonomy's (skin/body at ``alpha / 2``).
+    legend:    (name, colour) rows of the legend; None: the taxonomy classes coloured
+               (present in the map, inside ``only`` when given).
     Returns RGB uint8 [H', W + legend width, 3], H' = max(H, legend height): the photo
     part at the top left, white elsewhere but for the legend.
     """
     h, w = label_map.shape
     font_size = max(10, min(h, w) // 40)
-    present = [int(v) for v in np.flatnonzero(label_counts(label_map)[1:]) + 1]
-    names = [PARSING_LABELS[v] for v in present] or ["(nothing detected)"]
+    if legend is None:
+        counts = label_counts(label_map) if only is None else np.bincount(label_map[np.asarray(only, bool)], minlength=256)
+        present = np.flatnonzero(counts[1:]) + 1
+        legend = [(PARSING_LABELS[v], _rgb(PALETTE[v])) for v in present.tolist()]
+    names = [name for name, _ in legend] or ["(nothing detected)"]
     row, pad = font_size + font_size // 2, font_size // 2 + 2
     panel_w = pad * 3 + font_size + max(int(_text_length(n, font_size)) for n in names)
     full = np.full((max(h, pad * 2 + row * len(names)), w + panel_w, 3), 255, np.uint8)
     photo = full[:h, :w]
-    blend_parsing(image, label_map, sp_labels, only, alpha, out=full)
+    blend_parsing(image, label_map, sp_labels, only, alpha, out=full, palette=palette)
     captions = _place_captions(items, (h, w), font_size)
-    if show_boxes or not all(float(v).is_integer() for rect, _, _ in captions for v in rect):
-        _draw_with_pillow(photo, items, captions, show_boxes, font_size)
+    rects = [(it.box, it.rgb) for it in items] if show_boxes else []
+    rects += boxes
+    if rects or not all(float(v).is_integer() for rect, _, _ in captions for v in rect):
+        _draw_with_pillow(photo, rects, captions, font_size)
     else:
         for rect, text, rgb in captions:
             x0, y0, x1, y1 = (int(v) for v in rect)
@@ -89,9 +118,9 @@ def render_overlay(
     x0 = w + pad
     for k, name in enumerate(names):
         y = pad + k * row
-        if present:
+        if legend:
             full[y : y + font_size + 1, x0 : x0 + font_size + 1] = 0  # 1-pixel black outline
-            full[y + 1 : y + font_size, x0 + 1 : x0 + font_size] = PALETTE[present[k]]
+            full[y + 1 : y + font_size, x0 + 1 : x0 + font_size] = legend[k][1]
         _paint_text(full, (x0 + font_size + pad, y), name, (0, 0, 0), font_size, "la")
     return full
 
@@ -110,19 +139,23 @@ def _place_captions(items: Sequence[OverlayItem], shape: tuple[int, int], font_s
             text = f"{it.name} {it.score:.2f}"
             rect = _place_caption(_text_mask(text, font_size, "lt")[0], it.mask_box, shape, placed)
             if rect is not None:
-                out.append((rect, text, (int(PALETTE[it.label][0]), int(PALETTE[it.label][1]), int(PALETTE[it.label][2]))))
+                out.append((rect, text, it.rgb))
     return out
 
 
-def _draw_with_pillow(photo: np.ndarray, items: Sequence[OverlayItem], captions: list[Caption], show_boxes: bool, font_size: int) -> None:
-    """Boxes (when ``show_boxes``) and ``captions`` drawn by Pillow on the photo part
-    uint8 [H, W, 3] (in place): for outlines of any width and positions off the pixel grid."""
+def _rgb(c: np.ndarray) -> RGB:
+    return (int(c[0]), int(c[1]), int(c[2]))
+
+
+def _draw_with_pillow(photo: np.ndarray, boxes: Sequence[Box], captions: list[Caption], font_size: int) -> None:
+    """``boxes`` (outlines ``max(1, font_size // 6)`` px wide, inside the rectangle) and
+    ``captions`` drawn by Pillow on the photo part uint8 [H, W, 3] (in place): for
+    outlines of any width and positions off the pixel grid."""
     canvas = Image.fromarray(photo, mode="RGB")
     draw = ImageDraw.Draw(canvas)
-    if show_boxes:
-        for it in items:
-            rgb = tuple(int(c) for c in PALETTE[it.label])
-            draw.rectangle(tuple(float(v) for v in it.box), outline=rgb, width=max(1, font_size // 6))
+    for box, rgb in boxes:
+        x0, y0, x1, y1 = (float(v) for v in box)
+        draw.rectangle((x0, y0, x1, y1), outline=rgb, width=max(1, font_size // 6))
     for rect, text, rgb in captions:
         draw.rectangle(rect, fill=rgb)
         draw.text((rect[0] + 1, rect[1] + 1), text, fill=_ink(rgb), font=_font(font_size), anchor="lt")
@@ -181,6 +214,7 @@ def blend_parsing(
     only: np.ndarray | None = None,
     alpha: float = 0.55,
     out: np.ndarray | None = None,
+    palette: np.ndarray | None = None,
 ) -> np.ndarray:
     """The coloured part of the overlay: RGB uint8 [H, W, 3] (arguments as ``render_overlay``).
 
@@ -191,14 +225,17 @@ def blend_parsing(
     another id) are then mixed 40 / 60 with yellow. Every result depends on the label and
     one photo byte only, so it is tabulated (15 x 256 x 3, float32, rounded once) and
     looked up per pixel by the kernel. ``out``: uint8 [>= H, >= W, 3] to write into
-    (its top-left part); returns that part.
+    (its top-left part); returns that part. ``palette``: uint8 [L <= 256, 3] colours of
+    the map's values instead of the taxonomy's, every value but 0 at ``alpha`` (values
+    past L take black).
     """
     h, w = label_map.shape
     if image.shape != (h, w, 3) or image.dtype != np.uint8:
         raise ValueError(f"expected RGB uint8 [{h}, {w}, 3], got {image.dtype} {image.shape}")
     if out is None:
         out = np.empty((h, w, 3), np.uint8)
-    tab, edge, sp_tab, sp_edge = _blend_tables(float(alpha))
+    pal = None if palette is None else np.ascontiguousarray(palette, np.uint8).tobytes()
+    tab, edge, sp_tab, sp_edge = _blend_tables(float(alpha), pal)
     dummy_only = np.zeros((1, 1), np.bool_)
     dummy_sp = np.zeros((1, 1), np.int32)
     _kernel().blend(
@@ -222,15 +259,23 @@ def label_counts(label_map: np.ndarray) -> np.ndarray:
     return _kernel().label_counts(np.ascontiguousarray(label_map, np.uint8))
 
 
-@functools.lru_cache(maxsize=8)
-def _blend_tables(alpha: float) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
-    """uint8 tables of ``blend_parsing`` for ``alpha``: blend [L, 256, 3], edge [L, 3], and
-    both mixed with yellow for superpixel edges; float32 operations as numpy evaluates
-    them per pixel, so the pixels equal the unrolled float computation."""
-    pal = PALETTE.astype(np.float32)  # [L, 3]
-    a = np.full(len(pal), alpha)
+@functools.lru_cache(maxsize=16)
+def _blend_tables(alpha: float, palette: bytes | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]:
+    """uint8 tables of ``blend_parsing`` for ``alpha`` (and ``palette``, flat RGB bytes, or
+    None for the taxonomy's): blend [L, 256, 3], edge [L, 3], and both mixed with yellow
+    for superpixel edges; float32 operations as numpy evaluates them per pixel, so the
+    pixels equal the unrolled float computation. A given palette is padded with black to
+    256 entries, so that no uint8 map value reads past the tables (the kernel does not check)."""
+    if palette is None:
+        pal = PALETTE.astype(np.float32)  # [L, 3]
+        a = np.full(len(pal), alpha)
+        a[len(PARSING_LABELS) - 1] = alpha * 0.5  # skin/body: lighter, it is context
+    else:
+        pal = np.zeros((256, 3), np.float32)
+        given = np.frombuffer(palette, np.uint8).reshape(-1, 3)[:256]
+        pal[: len(given)] = given
+        a = np.full(len(pal), alpha)
     a[0] = 0.0
-    a[len(PARSING_LABELS) - 1] = alpha * 0.5  # skin/body: lighter, it is context
     a32 = a.astype(np.float32)[:, None, None]
     table = np.arange(256, dtype=np.float32)[None, :, None] * (1 - a32) + pal[:, None, :] * a32  # [L, 256, 3]
     edge = pal * 0.6

@@ -3,9 +3,10 @@
 Coordinates are image pixels as (x, y) = (column, row); the centre of pixel (r, c)
 is at (x=c, y=r). A pixel belongs to a polygon when its centre is inside it
 (even-odd rule, half-open on the right/bottom edge so abutting polygons tile).
-Rasterised shapes are returned as flat pixel indices ``r * size + c`` (int64,
+Rasterised shapes are returned as flat pixel indices ``r * width + c`` (int64,
 sorted by row), which the scene uses both to paint its owner map and to evaluate
-textures at exactly those pixels.
+textures at exactly those pixels. An image size is a side (square) or a (height, width)
+pair (``Size``).
 
 skimage.draw.polygon costs ~0.4 ms for a 70x80 px shape; this vectorised scanline
 fill costs a few tens of microseconds, which keeps a scene under the time budget.
@@ -20,18 +21,28 @@ import numpy as np
 
 EMPTY = np.zeros(0, dtype=np.int64)
 
+#: An image size: one side (square) or (height, width) in pixels.
+Size = int | tuple[int, int]
 
-def fill_polygon(poly: np.ndarray, size: int) -> np.ndarray:
-    """Flat indices of the pixels of a ``size`` x ``size`` image inside ``poly``.
+
+def hw(size: Size) -> tuple[int, int]:
+    """(height, width) of ``size``."""
+    if isinstance(size, tuple):
+        return int(size[0]), int(size[1])
+    return int(size), int(size)
+
+
+def fill_polygon(poly: np.ndarray, size: Size) -> np.ndarray:
+    """Flat indices of the pixels of an image of ``size`` (side, or (height, width)) inside ``poly``.
 
     ``poly``: float [N, 2] vertices (x, y) in pixels, N >= 3, any winding, may be
-    non-convex (even-odd rule). Returns int64 [K] indices ``r * size + c``, each
+    non-convex (even-odd rule). Returns int64 [K] indices ``r * width + c``, each
     pixel once, sorted; empty when the polygon misses the image.
     """
     return fill_polygons([poly], size)[0]
 
 
-def fill_polygons(polys: list[np.ndarray], size: int) -> list[np.ndarray]:
+def fill_polygons(polys: list[np.ndarray], size: Size) -> list[np.ndarray]:
     """``fill_polygon`` for many polygons in one vectorised pass (one result per polygon).
 
     Every edge emits one crossing per scanline it spans (half-open in y); crossings
@@ -40,6 +51,7 @@ def fill_polygons(polys: list[np.ndarray], size: int) -> list[np.ndarray]:
     """
     if not polys:
         return []
+    height, width = hw(size)
     counts = np.array([len(p) for p in polys], dtype=np.int64)
     verts = np.concatenate(polys).astype(np.float64)
     n_poly, n_vert = len(polys), len(verts)
@@ -51,8 +63,8 @@ def fill_polygons(polys: list[np.ndarray], size: int) -> list[np.ndarray]:
     # Scanline r crosses the edge when min(y0, y1) <= r < max(y0, y1); horizontal
     # edges span no scanline. Rows outside the image are dropped whole, which keeps
     # the crossings of every kept row paired.
-    ra = np.clip(np.ceil(np.minimum(y0, y1)), 0, size).astype(np.int64)
-    rb = np.clip(np.ceil(np.maximum(y0, y1)), 0, size).astype(np.int64)
+    ra = np.clip(np.ceil(np.minimum(y0, y1)), 0, height).astype(np.int64)
+    rb = np.clip(np.ceil(np.maximum(y0, y1)), 0, height).astype(np.int64)
     n_cross = np.maximum(rb - ra, 0)
     total = int(n_cross.sum())
     if total == 0:
@@ -62,23 +74,23 @@ def fill_polygons(polys: list[np.ndarray], size: int) -> list[np.ndarray]:
     dy = y1 - y0
     dy = np.where(dy == 0, 1.0, dy)
     # Multiply before dividing (exact at tie points such as integer vertices).
-    # Clipping x to [-1, size + 1] changes no pixel (runs are clipped to the image
+    # Clipping x to [-1, width + 1] changes no pixel (runs are clipped to the image
     # anyway) and bounds the sort key below.
-    x = np.clip(x0[edge] + (row - y0[edge]) * (x1 - x0)[edge] / dy[edge], -1.0, size + 1.0)
+    x = np.clip(x0[edge] + (row - y0[edge]) * (x1 - x0)[edge] / dy[edge], -1.0, width + 1.0)
     pid = np.repeat(np.arange(n_poly), counts)[edge]
-    line = pid * size + row
-    order = np.argsort(line * (size + 4.0) + (x + 2.0), kind="stable")
+    line = pid * height + row
+    order = np.argsort(line * (width + 4.0) + (x + 2.0), kind="stable")
     x, line = x[order], line[order]
     # A pixel centre c is inside a crossing pair (a, b) when a <= c < b.
-    start = np.clip(np.ceil(x[0::2]), 0, size).astype(np.int64)
-    stop = np.clip(np.ceil(x[1::2]), 0, size).astype(np.int64)
+    start = np.clip(np.ceil(x[0::2]), 0, width).astype(np.int64)
+    stop = np.clip(np.ceil(x[1::2]), 0, width).astype(np.int64)
     lengths = np.maximum(stop - start, 0)
     line = line[0::2]
-    run_first = (line % size) * size + start
+    run_first = (line % height) * width + start
     run_offset = np.cumsum(lengths) - lengths
     idx = np.repeat(run_first - run_offset, lengths) + np.arange(int(lengths.sum()), dtype=np.int64)
     # Runs are ordered by polygon, so each polygon's pixels are one contiguous slice.
-    per_poly = np.bincount(line // size, lengths, n_poly).astype(np.int64)
+    per_poly = np.bincount(line // height, lengths, n_poly).astype(np.int64)
     return np.split(idx, np.cumsum(per_poly)[:-1])
 
 
@@ -162,8 +174,9 @@ def rounded_rect(
     return np.concatenate(pts, axis=0)
 
 
-def indices_to_mask(idx: np.ndarray, size: int) -> np.ndarray:
-    """Bool [size, size] mask of flat indices ``idx``."""
-    mask = np.zeros(size * size, dtype=bool)
+def indices_to_mask(idx: np.ndarray, size: Size) -> np.ndarray:
+    """Bool [H, W] mask of flat indices ``idx`` into an image of ``size`` (side, or (H, W))."""
+    height, width = hw(size)
+    mask = np.zeros(height * width, dtype=bool)
     mask[idx] = True
-    return mask.reshape(size, size)
+    return mask.reshape(height, width)

@@ -24,6 +24,7 @@ import numpy as np
 from clothparse.data.synth import body, raster
 from clothparse.data.synth.background import render_background
 from clothparse.data.synth.garments import Garment, dress_person
+from clothparse.data.synth.raster import Size, hw
 from clothparse.data.synth.textures import Texture, hair_colour, skin_colour, smooth_field, solid
 from clothparse.taxonomy import BODY_LABEL
 
@@ -37,7 +38,7 @@ PEOPLE_P = (0.06, 0.44, 0.3, 0.2)
 class Layer:
     """One painted layer: ``label`` 1-13 (a garment) or 14 (a body), owned by person ``person``.
 
-    ``parts``: (flat pixel indices int64 [K] into the size x size image, texture),
+    ``parts``: (flat pixel indices int64 [K] ``r * W + c`` into the H x W image, texture),
     painted in order; indices are the un-occluded (amodal) shape, clipped to the image.
     """
 
@@ -50,13 +51,13 @@ class Layer:
         """Flat indices of the whole amodal shape (int64, may repeat)."""
         return np.concatenate([p for p, _ in self.parts]) if self.parts else raster.EMPTY
 
-    def amodal(self, size: int) -> np.ndarray:
-        """Bool [size, size] mask of the layer's shape before any occlusion."""
+    def amodal(self, size: Size) -> np.ndarray:
+        """Bool [H, W] mask of the layer's shape before any occlusion (``size``: side, or (H, W))."""
         return raster.indices_to_mask(self.idx, size)
 
 
 class Instance(NamedTuple):
-    """A visible garment: ModaNet class id 1-13, bool [S, S] visible mask, index into ``Scene.persons``."""
+    """A visible garment: ModaNet class id 1-13, bool [H, W] visible mask, index into ``Scene.persons``."""
 
     class_id: int
     mask: np.ndarray
@@ -65,13 +66,13 @@ class Instance(NamedTuple):
 
 @dataclass
 class Scene:
-    """One rendered image with its ground truth (S = image side).
+    """One rendered image with its ground truth (H x W pixels).
 
-    image: uint8 [S, S, 3] RGB. label_map: uint8 [S, S] in 0-14 (0 background,
+    image: uint8 [H, W, 3] RGB. label_map: uint8 [H, W] in 0-14 (0 background,
     1-13 visible garment, 14 visible body not covered by a garment).
-    instances: visible garments in drawing order. persons: bool [S, S] visible
+    instances: visible garments in drawing order. persons: bool [H, W] visible
     person (body and worn garments), one per kept person. layers: the kept layers
-    bottom to top; owner: int32 [S, S] index into ``layers`` of the visible layer
+    bottom to top; owner: int32 [H, W] index into ``layers`` of the visible layer
     (-1 = background); instance_layers[i]: index into ``layers`` of instances[i].
     """
 
@@ -84,9 +85,10 @@ class Scene:
     instance_layers: list[int]
 
 
-def paint_owner(layers: list[Layer], size: int) -> np.ndarray:
-    """Index of the topmost layer at each pixel, int32 [size * size] (-1 = none)."""
-    owner = np.full(size * size, -1, dtype=np.int32)
+def paint_owner(layers: list[Layer], size: Size) -> np.ndarray:
+    """Index of the topmost layer at each pixel, int32 [H * W] (-1 = none); ``size``: side, or (H, W)."""
+    height, width = hw(size)
+    owner = np.full(height * width, -1, dtype=np.int32)
     for k, layer in enumerate(layers):
         for idx, _ in layer.parts:
             owner[idx] = k
@@ -95,11 +97,11 @@ def paint_owner(layers: list[Layer], size: int) -> np.ndarray:
 
 def resolve_visibility(
     layers: list[Layer],
-    size: int,
+    size: Size,
     min_area: int = MIN_INSTANCE_AREA,
     min_person_area: int = MIN_PERSON_AREA,
 ) -> tuple[list[Layer], np.ndarray]:
-    """Apply the tiny-instance rule; return the kept layers (same order) and their owner map [size * size]."""
+    """Apply the tiny-instance rule; return the kept layers (same order) and their owner map int32 [H * W]."""
     kept = list(layers)
     while True:
         owner = paint_owner(kept, size)
@@ -136,30 +138,31 @@ def _body_garment(sk: body.Skeleton, rng: np.random.Generator) -> Garment:
     )
 
 
-def _place_person(rng: np.random.Generator, size: int) -> body.Skeleton:
-    """A random skeleton: height 0.55-1.35 x size, anywhere across, often cut by a border."""
-    height = size * math.exp(rng.uniform(math.log(0.55), math.log(1.35)))
+def _place_person(rng: np.random.Generator, image_h: int, image_w: int) -> body.Skeleton:
+    """A random skeleton: height 0.55-1.35 x the image height, anywhere across, often cut by a border."""
+    height = image_h * math.exp(rng.uniform(math.log(0.55), math.log(1.35)))
     top_lo = -0.2 * height
-    top = rng.uniform(top_lo, max(size - 0.85 * height, top_lo + 1.0))
-    return body.random_skeleton(rng, height, np.array([rng.uniform(0.08, 0.92) * size, top]))
+    top = rng.uniform(top_lo, max(image_h - 0.85 * height, top_lo + 1.0))
+    return body.random_skeleton(rng, height, np.array([rng.uniform(0.08, 0.92) * image_w, top]))
 
 
-def build_layers(rng: np.random.Generator, size: int) -> list[Layer]:
+def build_layers(rng: np.random.Generator, size: Size) -> list[Layer]:
     """All layers of a random group of people, bottom to top (before visibility).
 
     Every polygon of every person is rasterised in one batched call; each polygon
     stays its own part so that shading follows individual limbs.
     """
+    image_h, image_w = hw(size)
     n = int(rng.choice(len(PEOPLE_P), p=PEOPLE_P))
     skeletons = sorted(
-        (_place_person(rng, size) for _ in range(n)), key=lambda s: s.origin[1] + s.height
+        (_place_person(rng, image_h, image_w) for _ in range(n)), key=lambda s: s.origin[1] + s.height
     )
     layers: list[Layer] = []
     polys: list[np.ndarray] = []
     owners: list[tuple[Layer, Texture]] = []
     for p, sk in enumerate(skeletons):
         local: list[np.ndarray] = []
-        for garment in [_body_garment(sk, rng), *dress_person(sk, rng, size)]:
+        for garment in [_body_garment(sk, rng), *dress_person(sk, rng, max(image_h, image_w))]:
             layer = Layer(garment.label, p)
             layers.append(layer)
             for group, tex in garment.parts:
@@ -167,27 +170,28 @@ def build_layers(rng: np.random.Generator, size: int) -> list[Layer]:
                 owners.extend((layer, tex) for _ in group)
         counts = np.cumsum([len(q) for q in local])[:-1]
         polys.extend(np.split(sk.to_image(np.concatenate(local)), counts))
-    for idx, (layer, tex) in zip(raster.fill_polygons(polys, size), owners, strict=True):
+    for idx, (layer, tex) in zip(raster.fill_polygons(polys, (image_h, image_w)), owners, strict=True):
         layer.parts.append((idx, tex))
     return layers
 
 
 def composite(
-    background: np.ndarray, layers: list[Layer], owner: np.ndarray, size: int
+    background: np.ndarray, layers: list[Layer], owner: np.ndarray, size: Size
 ) -> np.ndarray:
-    """Paint each layer's textures on its visible pixels; float32 [size * size, 3] RGB in [0, 255].
+    """Paint each layer's textures on its visible pixels; float32 [H * W, 3] RGB in [0, 255].
 
     Each part gets a soft horizontal shading (darker towards its left/right edge)
     so limbs and garments look rounded rather than flat.
     """
+    width = hw(size)[1]
     img = background
     for k, layer in enumerate(layers):
         for idx, tex in layer.parts:
             sel = idx[owner[idx] == k]
             if sel.size == 0:
                 continue
-            r, c = sel // size, sel % size
-            cols = idx % size
+            r, c = sel // width, sel % width
+            cols = idx % width
             lo, hi = float(cols.min()), float(cols.max())
             u = (c - 0.5 * (lo + hi)) / (0.5 * (hi - lo) + 1.0)
             shade = (1.0 - 0.22 * u * u).astype(np.float32)
@@ -195,8 +199,11 @@ def composite(
     return img
 
 
-def render_scene(rng: np.random.Generator, size: int) -> Scene:
-    """Render one random scene of ``size`` x ``size`` pixels with its ground truth."""
+def render_scene(rng: np.random.Generator, size: Size) -> Scene:
+    """Render one random scene with its ground truth; ``size``: the side of a square image,
+    or (height, width). People are scaled to the image height."""
+    height, width = hw(size)
+    size = (height, width)
     background = render_background(rng, size)
     layers = build_layers(rng, size)
     kept, owner = resolve_visibility(layers, size)
@@ -210,17 +217,17 @@ def render_scene(rng: np.random.Generator, size: int) -> Scene:
     # (uniform from random bytes: a normal draw per pixel costs more than the scene).
     light = np.float32(0.75) + np.float32(0.5) * smooth_field(rng, size, 3)
     np.multiply(img, light.reshape(-1, 1), out=img)
-    grain = np.frombuffer(rng.bytes(size * size), dtype=np.uint8).astype(np.float32)
+    grain = np.frombuffer(rng.bytes(height * width), dtype=np.uint8).astype(np.float32)
     grain -= np.float32(127.5)
     grain *= np.float32(rng.uniform(0.0, 0.08))
     np.add(img, grain[:, None], out=img)
-    image = np.clip(img, 0, 255).astype(np.uint8).reshape(size, size, 3)
+    image = np.clip(img, 0, 255).astype(np.uint8).reshape(height, width, 3)
 
     label_lut = np.array([0, *(layer.label for layer in kept)], dtype=np.uint8)
     person_lut = np.array([-1, *(layer.person for layer in kept)], dtype=np.int32)
-    label_map = label_lut[owner + 1].reshape(size, size)
-    person_map = person_lut[owner + 1].reshape(size, size)
-    owner2d = owner.reshape(size, size)
+    label_map = label_lut[owner + 1].reshape(height, width)
+    person_map = person_lut[owner + 1].reshape(height, width)
+    owner2d = owner.reshape(height, width)
     instances, instance_layers = [], []
     for k, layer in enumerate(kept):
         if layer.label != BODY_LABEL:
@@ -231,13 +238,13 @@ def render_scene(rng: np.random.Generator, size: int) -> Scene:
 
 
 def instance_map(scene: Scene) -> np.ndarray:
-    """Index into ``scene.instances`` of the visible garment at each pixel, int64 [S, S] (-1 = none)."""
+    """Index into ``scene.instances`` of the visible garment at each pixel, int64 [H, W] (-1 = none)."""
     lut = np.full(len(scene.layers) + 1, -1, dtype=np.int64)
     lut[np.asarray(scene.instance_layers, dtype=np.int64) + 1] = np.arange(len(scene.instances))
     return lut[scene.owner + 1]
 
 
 def person_map(scene: Scene) -> np.ndarray:
-    """Index into ``scene.persons`` of the person visible at each pixel, int64 [S, S] (-1 = none)."""
+    """Index into ``scene.persons`` of the person visible at each pixel, int64 [H, W] (-1 = none)."""
     lut = np.array([-1, *(layer.person for layer in scene.layers)], dtype=np.int64)
     return lut[scene.owner + 1]

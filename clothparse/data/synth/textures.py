@@ -13,6 +13,8 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
+from clothparse.data.synth.raster import Size, hw
+
 # Skin tones from light to dark (RGB); a person's tone is interpolated between two
 # neighbours so the whole range is covered, not six fixed colours.
 SKIN_TONES = np.array(
@@ -131,7 +133,7 @@ def random_texture(
 ) -> Texture:
     """A random pattern whose period is ``scale`` x U(0.02, 0.07) pixels (``scale`` ~ a person's height).
 
-    ``size`` is the image side (the noise lattice must cover it); ``weights`` are the
+    ``size`` is the longer image side (the noise lattice must cover it); ``weights`` are the
     probabilities of ``KINDS``.
     """
     c1 = random_colour(rng) if colour is None else colour
@@ -179,17 +181,26 @@ def hair_colour(rng: np.random.Generator) -> np.ndarray:
     return np.clip(base + rng.normal(0, 8, 3), 0, 255).astype(np.float32)
 
 
-def smooth_field(rng: np.random.Generator, size: int, cells: int) -> np.ndarray:
-    """Smooth random field float32 [size, size] in [0, 1]: a ``cells`` x ``cells`` lattice, bilinear.
+def smooth_field(rng: np.random.Generator, size: Size, cells: int) -> np.ndarray:
+    """Smooth random field float32 [H, W] in [0, 1] over an image of ``size`` (side, or (H, W)):
+    a ``cells`` x ``cells`` lattice stretched over the image, bilinear.
 
     Separable bilinear interpolation as two small matrix products, so it costs far
     less than per-pixel gathers for a whole image.
     """
     grid = rng.random((cells, cells)).astype(np.float32)
-    pos = np.linspace(0.0, cells - 1.0, size, dtype=np.float32)
+    height, width = hw(size)
+    wy = _lerp_weights(height, cells)
+    wx = wy if width == height else _lerp_weights(width, cells)
+    return wy @ grid @ wx.T
+
+
+def _lerp_weights(n: int, cells: int) -> np.ndarray:
+    """float32 [n, cells]: linear interpolation weights of ``n`` pixels over ``cells`` lattice points."""
+    pos = np.linspace(0.0, cells - 1.0, n, dtype=np.float32)
     i0 = np.minimum(pos.astype(np.int64), cells - 2)
     t = pos - i0
-    w = np.zeros((size, cells), dtype=np.float32)
-    w[np.arange(size), i0] = 1 - t
-    w[np.arange(size), i0 + 1] = t
-    return w @ grid @ w.T
+    w = np.zeros((n, cells), dtype=np.float32)
+    w[np.arange(n), i0] = 1 - t
+    w[np.arange(n), i0 + 1] = t
+    return w

@@ -31,6 +31,7 @@ from PIL import Image
 from clothparse import taxonomy
 from clothparse.data.split import DEFAULT_NAMES, check_ratios, split_annotations
 from clothparse.data.synth.coco import region_annotations
+from clothparse.data.synth.raster import Size, hw
 from clothparse.data.synth.scene import (
     MIN_INSTANCE_AREA,
     MIN_PERSON_AREA,
@@ -66,13 +67,35 @@ def encode_label_png(label_map: np.ndarray) -> bytes:
     return buf.getvalue()
 
 
-def check_settings(n: int, size: int, seed: int) -> None:
-    """Raise ConfigError for settings the generator cannot honour."""
+def parse_size(text: str) -> Size:
+    """``--size``: ``"S"`` (a square side) -> S, ``"HxW"`` (height x width, as every ``--size``
+    of cpt; e.g. ``"600x400"`` for ModaNet's 400-wide portrait photos) -> (H, W); ``"SxS"`` -> S.
+    ConfigError otherwise."""
+    parts = text.lower().replace(" ", "").split("x")
+    try:
+        if len(parts) == 1:
+            return int(parts[0])
+        if len(parts) == 2:
+            height, width = int(parts[0]), int(parts[1])
+            return width if width == height else (height, width)
+    except ValueError:
+        pass
+    raise ConfigError(f"--size: expected a side like 256 or HEIGHTxWIDTH like 600x400, got {text!r}")
+
+
+def size_text(size: Size) -> int | str:
+    """How ``size`` is recorded in synth.json: the side of a square, else ``"HxW"``."""
+    height, width = hw(size)
+    return height if height == width else f"{height}x{width}"
+
+
+def check_settings(n: int, size: Size, seed: int) -> None:
+    """Raise ConfigError for settings the generator cannot honour (``size``: side, or (H, W))."""
     if n < 0:
         raise ConfigError(f"--n (number of images) must be >= 0, got {n}")
-    if not MIN_SIZE <= size <= MAX_SIZE:
+    if not all(MIN_SIZE <= side <= MAX_SIZE for side in hw(size)):
         raise ConfigError(
-            f"--size (image side) must be between {MIN_SIZE} and {MAX_SIZE} px, got {size}"
+            f"--size (image height and width) must be between {MIN_SIZE} and {MAX_SIZE} px, got {size_text(size)}"
         )
     if seed < 0:
         raise ConfigError(f"--seed must be >= 0, got {seed}")
@@ -99,8 +122,8 @@ class _Annotations:
         self.images_with_people = 0
 
     def add(self, scene: Scene, image_id: int, file_name: str) -> None:
-        size = scene.image.shape[0]
-        self.images.append({"id": image_id, "file_name": file_name, "width": size, "height": size})
+        height, width = scene.image.shape[:2]
+        self.images.append({"id": image_id, "file_name": file_name, "width": width, "height": height})
         first_body = len(self.bodies) + 1
         person_cats = [taxonomy.COCO_PERSON_ID] * len(scene.persons)
         self.bodies += region_annotations(person_map(scene), person_cats, image_id, first_body)
@@ -114,7 +137,7 @@ class _Annotations:
         self.images_with_people += bool(scene.persons)
 
 
-def _render_images(out: Path, n: int, size: int, seed: int, progress: Progress | None) -> _Annotations:
+def _render_images(out: Path, n: int, size: Size, seed: int, progress: Progress | None) -> _Annotations:
     """Render scene ``i`` from ``default_rng([seed, i])``, write its JPEG and label PNG under
     ``out/images`` and ``out/labels`` (``i + 1`` as a six-digit stem), and collect its records."""
     acc = _Annotations()
@@ -185,15 +208,16 @@ def _summary(acc: _Annotations, settings: dict[str, Any], n: int, splits: dict[s
 def write_dataset(
     out_dir: str | Path,
     n: int,
-    size: int = 256,
+    size: Size = 256,
     seed: int = 0,
     ratios: Sequence[float] = (0.8, 0.1, 0.1),
     progress: Progress | None = None,
 ) -> dict[str, Any]:
-    """Render ``n`` scenes of ``size`` x ``size`` px into ``out_dir``; return the summary (as in synth.json).
+    """Render ``n`` scenes into ``out_dir``; return the summary (as in synth.json).
 
-    Every file is written atomically. ``progress(done, n)`` is called after each image.
-    Raises ConfigError for n < 0, a size outside 64-4096, a negative seed or bad ratios.
+    ``size``: the side of square images, or (height, width). Every file is written
+    atomically. ``progress(done, n)`` is called after each image. Raises ConfigError for
+    n < 0, a side outside 64-4096, a negative seed or bad ratios.
     """
     check_settings(n, size, seed)
     ratios = check_ratios(ratios)
@@ -203,7 +227,7 @@ def write_dataset(
     acc = _render_images(out, n, size, seed, progress)
     settings = {
         "n": n,
-        "size": size,
+        "size": size_text(size),
         "seed": seed,
         "ratios": list(ratios),
         "min_instance_area": MIN_INSTANCE_AREA,
