@@ -1,8 +1,11 @@
-"""The fusion kernel: golden tests against the numpy reference, paste geometry against
-torchvision, hypothesis invariants, growth behaviour, edge cases and input validation."""
+"""The fusion kernel: golden tests against the numpy reference (every vote x skin rule),
+paste geometry against torchvision, hypothesis invariants, growth behaviour, edge cases
+and input validation. Hand-built cases of the centroid, soft and skin rules are in
+``test_fusion_votes.py``."""
 
 from __future__ import annotations
 
+import dataclasses
 import json
 import subprocess
 import sys
@@ -21,7 +24,7 @@ from clothparse.parse import fusion
 from clothparse.parse.colour import is_skin
 from clothparse.parse.fusion import FusionInputError, FusionParams, fuse, pixel_level
 from clothparse.parse.fusion_reference import fuse_reference, reference_rank
-from clothparse.parse.paste import paste_masks
+from clothparse.parse.paste import expand_boxes, paste_masks
 from clothparse.parse.superpixels import relabel_contiguous
 
 torch.set_num_threads(1)
@@ -64,9 +67,16 @@ def assert_same(a: fusion.FusionResult, b: fusion.FusionResult) -> None:
     assert np.allclose(a.mean_lab, b.mean_lab) and np.allclose(a.refined_iou, b.refined_iou)
 
 
-@pytest.mark.parametrize("seed", range(16))
-def test_golden_kernel_equals_reference(seed: int) -> None:
-    rng = np.random.default_rng(1000 + seed)
+VOTES = ("area", "centroid", "soft")
+SKIN_RULES = ("growth", "all")
+
+
+GOLDEN_SEEDS = range(12)
+
+
+def golden_scene(seed: int, vote: str, skin_rule: str) -> tuple[np.ndarray, np.ndarray, Detections, Detections, FusionParams]:
+    """Fresh random inputs for each (seed, vote, skin rule)."""
+    rng = np.random.default_rng([1000 + seed, VOTES.index(vote), SKIN_RULES.index(skin_rule)])
     h, w = (int(v) for v in rng.integers(1, 72, 2))
     img = random_image(rng, h, w)
     kind = seed % 3
@@ -79,7 +89,9 @@ def test_golden_kernel_equals_reference(seed: int) -> None:
     clothing = random_detections(rng, int(rng.integers(0, 12)), h, w)
     bodies = random_detections(rng, int(rng.integers(0, 3)), h, w, classes=1)
     params = FusionParams(
-        vote="centroid" if seed % 2 else "area",
+        vote=vote,  # type: ignore[arg-type]
+        skin_rule=skin_rule,  # type: ignore[arg-type]
+        soft_thresh=float(rng.choice([0.5, 0.3, 0.8, 1.0])),
         cover_thresh=float(rng.choice([0.5, 0.3, 1.0])),
         mask_thresh=float(rng.choice([0.5, 0.25])),
         grow_colour_thresh=float(rng.choice([12.0, 40.0, 200.0])),
@@ -87,7 +99,34 @@ def test_golden_kernel_equals_reference(seed: int) -> None:
         max_iters=int(rng.choice([1000, 1])),
         skin_needs_body=bool(seed % 4 < 2),
     )
+    return img, labels, clothing, bodies, params
+
+
+@pytest.mark.parametrize("skin_rule", SKIN_RULES)
+@pytest.mark.parametrize("vote", VOTES)
+@pytest.mark.parametrize("seed", GOLDEN_SEEDS)
+def test_golden_kernel_equals_reference(seed: int, vote: str, skin_rule: str) -> None:
+    img, labels, clothing, bodies, params = golden_scene(seed, vote, skin_rule)
     assert_same(fuse(img, labels, clothing, bodies, params), fuse_reference(img, labels, clothing, bodies, params))
+
+
+def test_golden_scenes_exercise_every_rule() -> None:
+    """The golden scenes are not vacuous: per (vote, skin rule) some superpixels are voted,
+    per vote some are grown, and with skin_rule="growth" some skin superpixels inside the
+    body are voted (never with "all")."""
+    for vote in VOTES:
+        grown = 0
+        for rule in SKIN_RULES:
+            voted = skin_voted = 0
+            for seed in GOLDEN_SEEDS:
+                res = fuse(*golden_scene(seed, vote, rule))
+                v = (res.sp_instance >= 0) & ~res.grown
+                voted += int(v.sum())
+                grown += int(res.grown.sum())
+                skin_voted += int((v & res.is_skin & res.in_body).sum())
+            assert voted > 0, (vote, rule)
+            assert (skin_voted > 0) == (rule == "growth"), (vote, rule, skin_voted)
+        assert grown > 0, vote
 
 
 def test_golden_sparse_adjacency_path(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -111,7 +150,7 @@ def test_paste_port_matches_torchvision() -> None:
     for _ in range(60):
         h, w = (int(v) for v in rng.integers(1, 90, 2))
         det = random_detections(rng, 4, h, w)
-        eb = fusion.expand_boxes(det.boxes, 28)
+        eb = expand_boxes(det.boxes, 28)
         # torchvision itself fails on boxes wholly outside the image (negative slice ends).
         keep = (eb[:, 0] < w) & (eb[:, 1] < h) & (eb[:, 2] >= 0) & (eb[:, 3] >= 0)
         det = det.select(keep)
@@ -146,9 +185,11 @@ def scenes(draw: st.DrawFn) -> tuple[np.ndarray, np.ndarray, Detections, Detecti
     labels = voronoi_labels(rng, h, w, draw(st.integers(1, 25)))
     clothing = random_detections(rng, draw(st.integers(0, 8)), h, w)
     bodies = random_detections(rng, draw(st.integers(0, 3)), h, w, classes=1)
-    params = FusionParams(vote=draw(st.sampled_from(["area", "centroid"])),
+    params = FusionParams(vote=draw(st.sampled_from(VOTES)),
                           grow_colour_thresh=draw(st.sampled_from([0.0, 12.0, 80.0])),
-                          skin_needs_body=draw(st.booleans()))
+                          skin_needs_body=draw(st.booleans()),
+                          skin_rule=draw(st.sampled_from(SKIN_RULES)),
+                          soft_thresh=draw(st.sampled_from([0.3, 0.5, 1.0])))
     return img, labels, clothing, bodies, params
 
 
@@ -159,14 +200,28 @@ def test_invariants(scene: tuple, rnd: object) -> None:
     res = fuse(img, labels, clothing, bodies, params)
     assert res.label_map.dtype == np.uint8 and res.label_map.shape == labels.shape
     assert res.label_map.max(initial=0) <= 14
-    # Skin (inside the body, or anywhere without skin_needs_body) is never clothing.
+    # Skin is never grown into; with skin_rule="all", skin (inside the body, or anywhere
+    # without skin_needs_body) is never clothing; unassigned body superpixels are 14.
+    assert not (res.grown & res.is_skin).any()
     skin = res.is_skin & (res.in_body | (not params.skin_needs_body))
-    assert not ((res.sp_class >= 1) & (res.sp_class <= 13) & skin).any()
+    clothing_sp = (res.sp_class >= 1) & (res.sp_class <= 13)
+    if params.skin_rule == "all":
+        assert not (clothing_sp & skin).any()
+    assert (res.sp_class[res.in_body & (res.sp_instance < 0)] == 14).all()
+    # The skin rules differ only on skin superpixels: elsewhere the vote is the same.
+    other_rule = "all" if params.skin_rule == "growth" else "growth"
+    res_o = fuse(img, labels, clothing, bodies, dataclasses.replace(params, skin_rule=other_rule))
+    voted, voted_o = np.where(res.grown, -1, res.sp_instance), np.where(res_o.grown, -1, res_o.sp_instance)
+    assert np.array_equal(voted[~skin], voted_o[~skin])
+    assert ((voted_o if other_rule == "all" else voted)[skin] == -1).all()
     assert (res.is_skin == (is_skin(res.mean_rgb.astype(np.float64)) & (res.sp_area > 0))).all()
-    # Superpixels outside every mask and outside the body are background.
+    # Superpixels outside every binarised mask and outside the body are background (not
+    # under the centroid vote: a 4-neighbour of the centroid may lie in another superpixel;
+    # nor under a soft vote below mask_thresh: a mean can pass it with no pixel >= mask_thresh).
     untouched = (res.coverage.sum(axis=1) == 0) & (res.body_coverage == 0)
-    assert (res.sp_class[untouched] == 0).all()
-    assert (res.label_map[untouched[labels]] == 0).all()
+    if params.vote == "area" or (params.vote == "soft" and params.soft_thresh >= params.mask_thresh):
+        assert (res.sp_class[untouched] == 0).all()
+        assert (res.label_map[untouched[labels]] == 0).all()
     # Instances are the union of their superpixels and carry their detection's class.
     for i in range(len(clothing)):
         m = res.instance_mask(i)
@@ -221,7 +276,11 @@ def test_area_vote_vs_centroid_vote_and_ties() -> None:
     det = _full_box_det([[0, 0, 11, 7]], [5])
     assert fuse(img, labels, det, Detections.empty()).sp_class.tolist() == [5, 5]  # 50% >= 0.5
     assert fuse(img, labels, det, Detections.empty(), FusionParams(cover_thresh=0.6)).sp_class.tolist() == [5, 0]
-    assert fuse(img, labels, det, Detections.empty(), FusionParams(vote="centroid")).sp_class.tolist() == [5, 0]
+    # Stripe 1's centroid (column 12) is outside the mask but its left neighbour (column
+    # 11, pasted 0.75) is inside: the original's 4-neighbour rule accepts it.
+    assert fuse(img, labels, det, Detections.empty(), FusionParams(vote="centroid")).sp_class.tolist() == [5, 5]
+    narrow = _full_box_det([[0, 0, 10, 7]], [5])  # pastes to columns 0-10: column 11 is out
+    assert fuse(img, labels, narrow, Detections.empty(), FusionParams(vote="centroid")).sp_class.tolist() == [5, 0]
     # Equal coverage: the higher score wins whatever the order; equal scores: the lower class.
     two = _full_box_det([[0, 0, 15, 7], [0, 0, 15, 7]], [3, 8], [0.6, 0.8])
     for order in ([0, 1], [1, 0]):
@@ -250,8 +309,8 @@ def test_tiny_images_and_empty_inputs(shape: tuple[int, int]) -> None:
     labels = np.zeros(shape, np.int32)
     for clothing in (Detections.empty(), random_detections(rng, 5, *shape)):
         for bodies in (Detections.empty(), random_detections(rng, 2, *shape, classes=1)):
-            for vote in ("area", "centroid"):
-                p = FusionParams(vote=vote)
+            for vote in VOTES:
+                p = FusionParams(vote=vote)  # type: ignore[arg-type]
                 got = fuse(img, labels, clothing, bodies, p)
                 assert_same(got, fuse_reference(img, labels, clothing, bodies, p))
                 assert got.coverage.shape == (1, len(clothing)) and got.changed.shape == (len(clothing),)
@@ -297,9 +356,17 @@ def test_invalid_inputs_are_rejected() -> None:
         fuse(img, labels - 1, Detections.empty(), Detections.empty())
     with pytest.raises(FusionInputError, match="renumber"):
         fuse(img, labels + 100, Detections.empty(), Detections.empty())
-    for bad in ({"vote": "majority"}, {"cover_thresh": 0.0}, {"mask_thresh": 1.5}, {"max_iters": -1}):
+    for bad in ({"vote": "majority"}, {"cover_thresh": 0.0}, {"mask_thresh": 1.5}, {"max_iters": -1},
+                {"skin_rule": "none"}, {"soft_thresh": 0.0}, {"soft_thresh": 1.5}, {"soft_thresh": float("nan")}):
         with pytest.raises(FusionInputError):
             FusionParams(**bad)
+    with pytest.raises(FusionInputError, match="'area', 'centroid' or 'soft'"):
+        FusionParams(vote="Soft")  # type: ignore[arg-type]
+    with pytest.raises(FusionInputError, match="'growth' or 'all'"):
+        FusionParams(skin_rule="")  # type: ignore[arg-type]
+    for vote in VOTES:
+        for rule in SKIN_RULES:
+            assert FusionParams(vote=vote, skin_rule=rule, soft_thresh=1.0).vote == vote  # type: ignore[arg-type]
 
 
 def test_kernels_load_from_the_cache_in_a_new_process() -> None:
@@ -307,25 +374,27 @@ def test_kernels_load_from_the_cache_in_a_new_process() -> None:
     (a kernel Numba cannot cache recompiles in every process: seconds on each first photo).
     The cache may already exist, so only the second run is judged; a kernel that did not run
     has no hits and fails the test too."""
-    names = ("superpixel_stats", "paste_coverage", "paint_masks", "grow", "lookup", "dense_to_csr", "probs_at", "boundary_pairs")
+    names = ("superpixel_stats", "paste_coverage", "paint_masks", "grow", "lookup", "dense_to_csr", "probs_at", "boundary_pairs",
+             "paste_coverage_soft")
     code = (
         "import json, sys, numpy as np\n"
         "sys.path.insert(0, sys.argv[1])\n"
         "from test_fusion import random_detections, random_image, voronoi_labels\n"
-        "from clothparse.parse import fusion_kernels as K\n"
+        "from clothparse.parse import fusion_kernels as K, fusion_kernels_graph as KG\n"
         "from clothparse.parse.fusion import FusionParams, fuse, pixel_level\n"
         "rng = np.random.default_rng(0)\n"
         "img, lab = random_image(rng, 40, 48), voronoi_labels(rng, 40, 48, 30)\n"
         "from clothparse.engines.base import Detections\n"
         "cloth = random_detections(rng, 6, 40, 48)\n"
         "body = Detections(np.array([[0, 0, 48, 40]], np.float32), [0.9], [1], np.ones((1, 28, 28), np.float32), ('person',))\n"
-        "for vote in ('area', 'centroid'):\n"
+        "for vote in ('area', 'centroid', 'soft'):\n"
         "    fuse(img, lab, cloth, body, FusionParams(vote=vote))\n"
         "pixel_level(img.shape, cloth, body)\n"
-        "K.boundary_pairs(lab)\n"
+        "KG.boundary_pairs(lab)\n"
         f"names = {names!r}\n"
-        "print(json.dumps({n: [sum(getattr(K, n).stats.cache_hits.values()), "
-        "sum(getattr(K, n).stats.cache_misses.values())] for n in names}))\n"
+        "mod = lambda n: KG if hasattr(KG, n) else K\n"
+        "print(json.dumps({n: [sum(getattr(mod(n), n).stats.cache_hits.values()), "
+        "sum(getattr(mod(n), n).stats.cache_misses.values())] for n in names}))\n"
     )
     here = str(Path(__file__).resolve().parent)
     runs = [subprocess.run([sys.executable, "-c", code, here], capture_output=True, text=True, check=True) for _ in range(2)]

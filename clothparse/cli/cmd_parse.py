@@ -50,6 +50,7 @@ from clothparse.parse.batch import (
     load_image_ids,
     run_batch,
 )
+from clothparse.parse.fusion_params import FusionParams
 from clothparse.parse.outputs import OverlayOptions
 from clothparse.parse.pipeline import STAGES, Parser, SlicParams
 from clothparse.parse.threads import DEFAULT_WORKERS
@@ -58,7 +59,25 @@ from clothparse.taxonomy import MODANET_CLASSES
 
 Inputs = Annotated[list[str], typer.Argument(help="Photos: files, folders (their images) and globs ('dir/**/*.jpg').")]
 NoSuperpixel = Annotated[bool, typer.Option("--no-superpixel", help="Pixel level only: pasted masks, no SLIC/fusion.")]
-Vote = Annotated[str, typer.Option("--vote", help="Superpixel vote: area (coverage fraction) or centroid (the seed's rule).")]
+Vote = Annotated[
+    str,
+    typer.Option(
+        "--vote",
+        help="Superpixel vote: area (share of the superpixel inside a mask), centroid (the original's: the centroid "
+        "or one of its 4 neighbours inside a mask) or soft (mean mask probability >= --soft-thresh).",
+    ),
+]
+SkinRule = Annotated[
+    str,
+    typer.Option(
+        "--skin-rule",
+        help="growth (the original's: skin-coloured superpixels are never grown into clothing, masked ones keep "
+        "their class) or all (skin-coloured superpixels inside the body never become clothing).",
+    ),
+]
+SoftThresh = Annotated[
+    float, typer.Option("--soft-thresh", min=0.0, max=1.0, help="--vote soft: the mean mask probability a superpixel needs.")
+]
 BodyScore = Annotated[
     float, typer.Option("--body-score-thresh", min=0.0, max=1.0, help="Keep person detections with score >= this.")
 ]
@@ -192,7 +211,9 @@ def parse(
     precision: EnginePrecision = "auto",
     threads: EngineThreads = 0,
     no_superpixel: NoSuperpixel = False,
-    vote: Vote = "area",
+    vote: Vote = FusionParams.vote,
+    skin_rule: SkinRule = FusionParams.skin_rule,
+    soft_thresh: SoftThresh = FusionParams.soft_thresh,
     score_thresh: ScoreThresh = None,
     body_score_thresh: BodyScore = 0.5,
     device: Device = "auto",
@@ -214,8 +235,7 @@ def parse(
 ) -> None:
     """Parse clothing in photos: masks, a 0-14 label map, an overlay, and COCO results."""
     with handle_errors():
-        if vote not in ("area", "centroid"):
-            raise ConfigError(f"--vote: unknown vote {vote!r}; choose area or centroid")
+        fusion = _fusion_params(vote, skin_rule, soft_thresh)
         if no_superpixel and (show_superpixels or unpredicted_only):
             raise ConfigError("--show-superpixels and --unpredicted-only need the superpixel stage (drop --no-superpixel)")
         view = view.lower()
@@ -233,7 +253,7 @@ def parse(
         image_ids = load_image_ids(ann) if ann is not None else None
         parser = _build_parser(
             model, body_model, EngineChoice(engine, device, precision, threads), score_thresh, body_score_thresh,
-            None if no_superpixel else superpixels, vote, SlicParams(n_segments, compactness, sigma), batch or 1, quiet,
+            None if no_superpixel else superpixels, fusion, SlicParams(n_segments, compactness, sigma), batch or 1, quiet,
         )
         batch = _batch_size(parser.clothing, batch)
         summary = _run(parser, paths, out, options, skip_existing, image_ids, quiet, batch, workers)
@@ -245,6 +265,17 @@ def parse(
         _print_summary(summary, out)
         if summary.failed:
             raise typer.Exit(EXIT_PARTIAL if summary.count("ok") + summary.count("skipped") else EXIT_ERROR)
+
+
+def _fusion_params(vote: str, skin_rule: str, soft_thresh: float) -> FusionParams:
+    """The fusion settings of ``--vote``, ``--skin-rule`` and ``--soft-thresh`` (one-line errors naming the flag)."""
+    if vote not in ("area", "centroid", "soft"):
+        raise ConfigError(f"--vote: unknown vote {vote!r}; choose area, centroid or soft")
+    if skin_rule not in ("growth", "all"):
+        raise ConfigError(f"--skin-rule: unknown rule {skin_rule!r}; choose growth or all")
+    if not 0.0 < soft_thresh <= 1.0:
+        raise ConfigError(f"--soft-thresh must be in (0, 1], got {soft_thresh}")
+    return FusionParams(vote=vote, skin_rule=skin_rule, soft_thresh=soft_thresh)  # type: ignore[arg-type]
 
 
 def _batch_size(engine: Engine, asked: int | None) -> int:
@@ -261,19 +292,16 @@ def _batch_size(engine: Engine, asked: int | None) -> int:
 
 def _build_parser(
     model: Path, body_model: Path | None, how: EngineChoice, score_thresh: float | None,
-    body_score_thresh: float, sp_backend: str | None, vote: str, slic: SlicParams, batch: int, quiet: bool,
+    body_score_thresh: float, sp_backend: str | None, fusion: FusionParams, slic: SlicParams, batch: int, quiet: bool,
 ) -> Parser:
-    from clothparse.parse.fusion import FusionParams
-
     backend: Any = None
     if sp_backend is not None:
         from clothparse.parse.superpixels import get_backend
 
         backend = get_backend(sp_backend)
-    params = FusionParams(vote="centroid" if vote == "centroid" else "area")
     clothing = _clothing_engine(model, how, score_thresh, batch, quiet)
     body = None if _no_body(body_model) else _body_engine(body_model, how, body_score_thresh, batch, quiet)
-    return Parser(clothing, body, backend, params, slic, body_score_thresh=body_score_thresh)
+    return Parser(clothing, body, backend, fusion, slic, body_score_thresh=body_score_thresh)
 
 
 def _run(

@@ -6,24 +6,31 @@
 
 1. Coverage: every detection's 28x28 mask is pasted on the fly inside its box with
    torchvision's geometry (``clothparse.parse.paste``) and binarised at ``mask_thresh``;
-   pixels are counted per (detection, superpixel). The bodies are pasted into one
-   union mask, counted per superpixel. No per-detection full-resolution mask exists.
+   pixels are counted per (detection, superpixel) (the soft vote also sums the pasted
+   probabilities in the same pass). The bodies are pasted into one union mask, counted
+   per superpixel. No per-detection full-resolution mask exists.
 2. Colour: per-superpixel mean sRGB; ``mean_lab`` is the Lab of that mean colour,
    ``is_skin`` the seed's YCrCb rule on it (``clothparse.parse.colour``).
-3. Assignment: ``vote="area"``: a superpixel takes the detection covering the largest
-   fraction of it if that fraction >= ``cover_thresh``; ``vote="centroid"``: the seed's
-   rule, the highest-ranked detection whose pasted mask contains the superpixel's
-   centroid pixel (row, col) = rint(mean row, mean col). Skin superpixels are never
-   clothing (with ``skin_needs_body`` only skin inside the body counts as skin, so a
-   tan bag off the body stays a bag).
-4. Growth over the 4-connected region adjacency graph (``fusion_kernels.grow``):
+3. Assignment (``clothparse.parse.fusion_vote``), ties to the best-ranked detection:
+   ``vote="area"``: the detection covering the largest fraction of the superpixel if that
+   fraction >= ``cover_thresh``; ``vote="centroid"``: the original app's rule, the
+   highest-ranked detection whose binarised mask contains the centroid pixel (row, col) =
+   rint(mean row, mean col) or one of its 4 neighbours (up/down/left/right, inside the
+   image); ``vote="soft"``: the detection with the highest mean pasted probability over
+   the superpixel (0 outside its pasted region) if that mean >= ``soft_thresh``.
+   Skin: with ``skin_rule="growth"`` (default, the original's rule) every superpixel
+   votes, so a beige or tan garment covered by a mask keeps its class; with
+   ``skin_rule="all"`` skin superpixels never vote (with ``skin_needs_body`` only skin
+   inside the body counts as skin, so a tan bag off the body stays a bag).
+4. Growth over the 4-connected region adjacency graph (``fusion_kernels_graph.grow``):
    unassigned, non-skin superpixels inside the body take the instance of the assigned
    neighbour with the nearest mean Lab colour if the distance < ``grow_colour_thresh``,
-   in synchronous rounds until nothing changes.
+   in synchronous rounds until nothing changes. Skin is never grown into (either rule).
 5. Labels: assigned -> its class; else inside the body -> 14 (the parsing map's 14 is
    skin *and* any other body part not covered by clothing: hair, uncovered limbs);
-   else 0. "Inside the body": body coverage fraction >= ``body_cover_thresh`` (area
-   vote) or the centroid pixel in the body union (centroid vote).
+   else 0. "Inside the body": body coverage fraction >= ``body_cover_thresh`` (area and
+   soft votes) or, for the centroid vote, the centroid pixel or one of its 4 neighbours
+   in the body union (the same 5-pixel test as for clothing).
 
 Detections are ranked by score (desc), then class, then box (x1, y1, x2, y2) (asc);
 every tie is broken by rank, never by input position, so the label map does not
@@ -34,68 +41,21 @@ from __future__ import annotations
 
 import sys
 from dataclasses import dataclass
-from typing import Literal
 
 import numba
 import numpy as np
 
 from clothparse.engines.base import Detections
-from clothparse.errors import CptError
-from clothparse.parse import colour
 from clothparse.parse import fusion_kernels as K
-from clothparse.parse.paste import expand_boxes, expand_scale
+from clothparse.parse import fusion_kernels_graph as KG
+from clothparse.parse.fusion_params import FusionInputError, FusionParams
+from clothparse.parse.fusion_vote import padded, superpixel_features, vote
 from clothparse.taxonomy import BACKGROUND_LABEL, BODY_LABEL, NUM_CLOTHING_CLASSES
 
 #: Largest superpixel count for the dense S x S adjacency matrix (16 MiB); above it, pairs are sorted.
 DENSE_ADJ_MAX = 4096
 #: Largest accepted |box coordinate| (float32 still has integer precision there).
 MAX_COORD = float(2**24)
-
-
-class FusionInputError(CptError, ValueError):
-    """Detections or superpixels given to the fusion step are malformed (NaN score, bad shape...)."""
-
-
-@dataclass(frozen=True)
-class FusionParams:
-    """Parameters of ``fuse``.
-
-    vote: "area" (coverage fraction) or "centroid" (the seed's centroid rule).
-    cover_thresh: min fraction (0, 1] of a superpixel a detection must cover (area vote).
-    mask_thresh: pasted probabilities >= this are inside a mask, (0, 1].
-    grow_colour_thresh: max Euclidean CIE76 distance (< , Lab units) between mean colours
-        for growth. 12 is about where two patches stop looking like the same fabric under
-        the same light (a just-noticeable difference is ~2.3; shading across one garment
-        moves adjacent superpixel means by ~3-8; different garments are mostly > 15).
-    body_cover_thresh: min body-union fraction (0, 1] for a superpixel to be inside the body.
-    max_iters: max growth rounds (each round grows by one ring of superpixels).
-    skin_needs_body: skin colour only counts inside the body (see module docstring).
-    changed_iou: an instance is "changed" when a superpixel grew into it or the IoU of
-        its refined mask with its own binarised pixel mask is below this.
-    """
-
-    vote: Literal["area", "centroid"] = "area"
-    cover_thresh: float = 0.5
-    mask_thresh: float = 0.5
-    grow_colour_thresh: float = 12.0
-    body_cover_thresh: float = 0.5
-    max_iters: int = 1000
-    skin_needs_body: bool = True
-    changed_iou: float = 0.9
-
-    def __post_init__(self) -> None:
-        if self.vote not in ("area", "centroid"):
-            raise FusionInputError(f"vote must be 'area' or 'centroid', got {self.vote!r}")
-        for name in ("cover_thresh", "mask_thresh", "body_cover_thresh"):
-            v = getattr(self, name)
-            if not 0.0 < v <= 1.0:
-                raise FusionInputError(f"{name} must be in (0, 1], got {v}")
-        if not 0.0 <= self.grow_colour_thresh < float("inf"):
-            raise FusionInputError(f"grow_colour_thresh must be >= 0, got {self.grow_colour_thresh}")
-        if self.max_iters < 0:
-            raise FusionInputError(f"max_iters must be >= 0, got {self.max_iters}")
-        if not 0.0 <= self.changed_iou <= 1.0:
-            raise FusionInputError(f"changed_iou must be in [0, 1], got {self.changed_iou}")
 
 
 @dataclass
@@ -179,35 +139,10 @@ def detection_rank(det: Detections) -> np.ndarray:
     return rank
 
 
-def _padded(det: Detections) -> tuple[np.ndarray, np.float32]:
-    m = det.masks
-    out = np.zeros((m.shape[0], m.shape[1] + 2, m.shape[2] + 2), np.float32)
-    out[:, 1:-1, 1:-1] = m
-    return out, expand_scale(m.shape[-1])
-
-
-def _balanced_bins(det: Detections, shape: tuple[int, int], n_bins: int) -> tuple[np.ndarray, np.ndarray]:
-    """Detections split into n_bins lists of similar visible box area (longest first)."""
-    eb = expand_boxes(det.boxes, det.masks.shape[-1])
-    h, w = shape
-    vis = np.clip(np.minimum(eb[:, 2] + 1, w) - np.maximum(eb[:, 0], 0), 0, None) * np.clip(
-        np.minimum(eb[:, 3] + 1, h) - np.maximum(eb[:, 1], 0), 0, None
-    )
-    load = [0] * n_bins
-    members: list[list[int]] = [[] for _ in range(n_bins)]
-    for n, v in zip(np.argsort(-vis, kind="stable").tolist(), np.sort(vis)[::-1].tolist(), strict=True):
-        t = load.index(min(load))
-        members[t].append(n)
-        load[t] += v + 64  # + per-detection overhead
-    order = np.array([n for m in members for n in m], np.int64)
-    ptr = np.cumsum([0] + [len(m) for m in members]).astype(np.int64)
-    return order, ptr
-
-
 def _adjacency(labels: np.ndarray, n_sp: int, adj: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     if adj.shape[0] == n_sp and sys.byteorder == "little":
-        return K.dense_to_csr(adj.view(np.uint64), n_sp)
-    pairs = np.unique(K.boundary_pairs(labels), axis=0)  # large S (or big-endian)
+        return KG.dense_to_csr(adj.view(np.uint64), n_sp)
+    pairs = np.unique(KG.boundary_pairs(labels), axis=0)  # large S (or big-endian)
     rows = np.concatenate([pairs[:, 0], pairs[:, 1]])
     cols = np.concatenate([pairs[:, 1], pairs[:, 0]])
     order = np.lexsort((cols, rows))
@@ -216,76 +151,13 @@ def _adjacency(labels: np.ndarray, n_sp: int, adj: np.ndarray) -> tuple[np.ndarr
     return indptr, cols[order].astype(np.int32)
 
 
-@dataclass
-class _SuperpixelFeatures:
-    """Per-superpixel statistics of one image (arrays of length S)."""
-
-    area: np.ndarray  # pixels
-    safe: np.ndarray  # float64 max(area, 1), the divisor of every mean
-    mean_rgb: np.ndarray  # [S, 3]
-    mean_lab: np.ndarray  # [S, 3]
-    skin: np.ndarray  # YCrCb skin rule on the mean colour (non-empty superpixels)
-    centroid: np.ndarray  # int64 [S, 2] (row, col), rounded
-    body_cov: np.ndarray  # share of pixels inside the body union
-    in_body: np.ndarray  # body superpixel under the vote rule
-
-
 def _body_union(bodies: Detections, shape: tuple[int, int], thresh: np.float32, n_thr: int) -> np.ndarray:
     """uint8 [H, W]: 1 where any body mask is >= ``thresh``."""
     body_union = np.zeros(shape, np.uint8)
     if len(bodies):
-        bm, bscale = _padded(bodies)
+        bm, bscale = padded(bodies)
         K.paint_masks(body_union, np.ones(len(bodies), np.uint8), bodies.boxes, bm, bscale, thresh, np.arange(len(bodies)), n_thr)
     return body_union
-
-
-def _superpixel_features(
-    labels: np.ndarray, img: np.ndarray, body_union: np.ndarray, n_sp: int, n_thr: int, adj: np.ndarray, p: FusionParams
-) -> _SuperpixelFeatures:
-    """Area, mean colour, skin, centroid and body cover of every superpixel, in one pass that
-    also fills the dense adjacency ``adj`` (when it has rows)."""
-    stats = K.superpixel_stats(labels, img, body_union, n_sp, n_thr, adj)
-    area = stats[:, 0]
-    safe = np.maximum(area, 1).astype(np.float64)
-    mean_rgb = stats[:, 3:6] / safe[:, None]
-    mean_lab = colour.rgb_to_lab(mean_rgb)
-    skin = colour.is_skin(mean_rgb) & (area > 0)
-    centroid = np.rint(stats[:, 1:3] / safe[:, None]).astype(np.int64)
-    body_cov = stats[:, 6] / safe
-    if p.vote == "area":
-        in_body = (body_cov >= p.body_cover_thresh) & (area > 0)
-    else:
-        in_body = (body_union[centroid[:, 0], centroid[:, 1]] > 0) & (area > 0)
-    return _SuperpixelFeatures(area, safe, mean_rgb, mean_lab, skin, centroid, body_cov, in_body)
-
-
-def _vote(
-    labels: np.ndarray, clothing: Detections, f: _SuperpixelFeatures, skin_eff: np.ndarray, rank: np.ndarray,
-    thresh: np.float32, n_thr: int, p: FusionParams,
-) -> tuple[np.ndarray, np.ndarray]:
-    """(instance per superpixel, -1 for none; coverage int32 [N, S] of each detection's mask
-    >= ``thresh`` over each superpixel): the area or centroid vote, best-ranked detection first."""
-    h, w = labels.shape
-    n_sp = f.area.size
-    sp_inst = np.full(n_sp, -1, np.int32)
-    if not len(clothing):
-        return sp_inst, np.zeros((0, n_sp), np.int32)
-    pm, scale = _padded(clothing)
-    order, ptr = _balanced_bins(clothing, (h, w), n_thr)
-    cov = K.paste_coverage(labels, clothing.boxes, pm, scale, thresh, n_sp, order, ptr)
-    by_rank = np.argsort(rank)
-    eligible = (f.area > 0) & ~skin_eff
-    if p.vote == "area":
-        cov_r = cov[by_rank]  # argmax returns the first maximum = the best-ranked detection
-        best = cov_r.argmax(axis=0)
-        best_cov = cov_r[best, np.arange(n_sp)]
-        ok = eligible & (best_cov > 0) & (best_cov / f.safe >= p.cover_thresh)
-    else:
-        hit = K.probs_at(f.centroid, clothing.boxes, pm, scale, h, w)[by_rank] >= thresh
-        best = hit.argmax(axis=0)
-        ok = eligible & hit.any(axis=0)
-    sp_inst[ok] = by_rank[best[ok]].astype(np.int32)
-    return sp_inst, cov
 
 
 def _refined_iou(
@@ -326,19 +198,21 @@ def fuse(image_rgb: np.ndarray, sp_labels: np.ndarray, clothing: Detections, bod
     body_union = _body_union(bodies, (h, w), thresh, n_thr)
     # Rows padded to whole 8-byte words so dense_to_csr can skip empty words.
     adj = np.zeros((n_sp, -(-n_sp // 8) * 8) if n_sp <= DENSE_ADJ_MAX else (0, 0), np.uint8)
-    f = _superpixel_features(labels, img, body_union, n_sp, n_thr, adj, p)
+    f = superpixel_features(labels, img, body_union, n_sp, n_thr, adj, p)
     area, in_body = f.area, f.in_body
-    skin_eff = f.skin & (in_body | (not p.skin_needs_body))
+    eligible = area > 0
+    if p.skin_rule == "all":
+        eligible &= ~(f.skin & (in_body | (not p.skin_needs_body)))
 
     rank = detection_rank(clothing)
-    sp_inst, cov = _vote(labels, clothing, f, skin_eff, rank, thresh, n_thr, p)
+    sp_inst, cov = vote(labels, clothing, f, eligible, rank, thresh, n_thr, p)
 
     candidate = in_body & ~f.skin & (area > 0)
     grown = np.zeros(n_sp, bool)
     rounds = 0
     if n_det and candidate.any() and p.max_iters > 0:
         indptr, indices = _adjacency(labels, n_sp, adj)
-        sp_inst, grown, rounds = K.grow(sp_inst, candidate, f.mean_lab, rank, indptr, indices, float(p.grow_colour_thresh) ** 2, int(p.max_iters))
+        sp_inst, grown, rounds = KG.grow(sp_inst, candidate, f.mean_lab, rank, indptr, indices, float(p.grow_colour_thresh) ** 2, int(p.max_iters))
 
     sp_class = np.where(in_body, BODY_LABEL, BACKGROUND_LABEL).astype(np.int16)
     assigned = sp_inst >= 0
@@ -387,11 +261,11 @@ def pixel_level(image_shape: tuple[int, ...], clothing: Detections, bodies: Dete
     if len(clothing):
         if ((clothing.classes < 1) | (clothing.classes > NUM_CLOTHING_CLASSES)).any():
             raise FusionInputError(f"clothing classes must be 1-{NUM_CLOTHING_CLASSES}")
-        pm, scale = _padded(clothing)
+        pm, scale = padded(clothing)
         order = np.argsort(detection_rank(clothing))
         K.paint_masks(out, clothing.classes.astype(np.uint8), clothing.boxes, pm, scale, thresh, order, n_thr)
     if len(bodies):
-        bm, bscale = _padded(bodies)
+        bm, bscale = padded(bodies)
         value = np.full(len(bodies), BODY_LABEL, np.uint8)
         K.paint_masks(out, value, bodies.boxes, bm, bscale, thresh, np.arange(len(bodies)), n_thr)
     return out

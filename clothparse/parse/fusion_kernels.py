@@ -1,7 +1,9 @@
 """Numba kernels of the fusion step (``clothparse.parse.fusion`` is the public API).
 
 Every kernel is ``@njit(cache=True)`` so a second process loads machine code from
-``__pycache__`` instead of recompiling. Masks are pasted on the fly with the float32
+``__pycache__`` instead of recompiling. Numba invalidates a cached kernel only when its
+own file changes, so every kernel that calls the paste helpers below lives in this file;
+the graph kernels (which call nothing) are in ``fusion_kernels_graph``. Masks are pasted on the fly with the float32
 arithmetic of ``clothparse.parse.paste`` (same operations, same order, so results are
 bit-identical to that numpy port); no full-resolution per-detection mask is ever made.
 
@@ -166,66 +168,6 @@ def superpixel_stats(labels: np.ndarray, image: np.ndarray, body: np.ndarray, n_
     return out
 
 
-@njit(cache=True)
-def dense_to_csr(words: np.ndarray, n: int) -> tuple[np.ndarray, np.ndarray]:
-    """CSR (indptr int64 [S+1], indices int32 [E]) of the undirected graph whose edges are
-    the non-zero upper-triangle entries of the uint8 [S, S_pad] adjacency written by
-    ``superpixel_stats``, passed as its uint64 [S, S_pad/8] view (n = S); neighbours ascending.
-
-    Rows are scanned in ascending order, so node v first receives its smaller neighbours
-    (while rows i < v are scanned) and then its larger ones (row v): lists come out sorted.
-    Whole zero words (8 pairs) are skipped at once; the matrix is mostly zeros. Byte j of
-    a word is bits 8j..8j+7 (little-endian, as on x86-64 and arm64).
-    """
-    deg = np.zeros(n, np.int64)
-    for i in range(n):
-        for k in range((i + 1) // 8, words.shape[1]):
-            if words[i, k] == 0:
-                continue
-            for j in range(max(8 * k, i + 1), min(8 * k + 8, n)):
-                if (words[i, k] >> np.uint64(8 * (j - 8 * k))) & np.uint64(0xFF):
-                    deg[i] += 1
-                    deg[j] += 1
-    indptr = np.zeros(n + 1, np.int64)
-    for i in range(n):
-        indptr[i + 1] = indptr[i] + deg[i]
-    fill = indptr[:n].copy()
-    indices = np.empty(indptr[n], np.int32)
-    for i in range(n):
-        for k in range((i + 1) // 8, words.shape[1]):
-            if words[i, k] == 0:
-                continue
-            for j in range(max(8 * k, i + 1), min(8 * k + 8, n)):
-                if (words[i, k] >> np.uint64(8 * (j - 8 * k))) & np.uint64(0xFF):
-                    indices[fill[i]] = j
-                    fill[i] += 1
-                    indices[fill[j]] = i
-                    fill[j] += 1
-    return indptr, indices
-
-
-@njit(cache=True)
-def boundary_pairs(labels: np.ndarray) -> np.ndarray:
-    """int64 [K, 2] (a < b) of 4-connected label pairs, with repeats (deduplicate afterwards)."""
-    h, w = labels.shape
-    out = np.empty((2 * h * w, 2), np.int64)
-    k = 0
-    for y in range(h):
-        for x in range(w):
-            s = labels[y, x]
-            if x + 1 < w and labels[y, x + 1] != s:
-                r = labels[y, x + 1]
-                out[k, 0] = min(s, r)
-                out[k, 1] = max(s, r)
-                k += 1
-            if y + 1 < h and labels[y + 1, x] != s:
-                d = labels[y + 1, x]
-                out[k, 0] = min(s, d)
-                out[k, 1] = max(s, d)
-                k += 1
-    return out[:k]
-
-
 @njit(cache=True, parallel=True)
 def paste_coverage(labels: np.ndarray, boxes: np.ndarray, pmasks: np.ndarray, scale: np.float32, thresh: np.float32, n_sp: int, order: np.ndarray, bin_ptr: np.ndarray) -> np.ndarray:
     """int32 [N, S]: pixels of superpixel s where detection n's pasted probability >= thresh.
@@ -266,6 +208,60 @@ def paste_coverage(labels: np.ndarray, boxes: np.ndarray, pmasks: np.ndarray, sc
                         c += 1
                 row[cur] += c
     return cov
+
+
+@njit(cache=True, parallel=True)
+def paste_coverage_soft(
+    labels: np.ndarray, boxes: np.ndarray, pmasks: np.ndarray, scale: np.float32, thresh: np.float32, n_sp: int, order: np.ndarray, bin_ptr: np.ndarray
+) -> tuple[np.ndarray, np.ndarray]:
+    """(int32 [N, S] pixels of superpixel s where detection n's pasted probability >= thresh,
+    float64 [N, S] sum of detection n's pasted probabilities over superpixel s), in one paste.
+
+    Pixels outside a detection's pasted region add 0. Probabilities are float32 (as pasted)
+    added one by one in float64 in row-major pixel order, so each sum equals
+    ``np.bincount(labels.ravel(), weights=pasted.ravel())`` bit for bit (adding the zeros
+    outside the region changes nothing). Work is split into len(bin_ptr)-1 bins of
+    detections (``order[bin_ptr[t]:bin_ptr[t+1]]``), balanced by box area by the caller;
+    each detection writes only its own rows.
+    """
+    h, w = labels.shape
+    n_det = boxes.shape[0]
+    cov = np.zeros((n_det, n_sp), np.int32)
+    psum = np.zeros((n_det, n_sp), np.float64)
+    for t in prange(bin_ptr.shape[0] - 1):
+        for k in range(bin_ptr[t], bin_ptr[t + 1]):
+            n = order[k]
+            bx1, by1, out_w, out_h, x0, x1, y0, y1 = _paste_box(boxes, n, scale, h, w)
+            if x1 <= x0 or y1 <= y0:
+                continue
+            pm = pmasks[n]
+            m2 = pm.shape[0]
+            hr, _span = _hrows(pm, out_w, x0 - bx1, x1 - bx1, thresh)
+            crow = cov[n]
+            prow = psum[n]
+            for y in range(y0, y1):
+                i0, i1, l0, l1 = _src_index(y - by1, out_h, m2)
+                # Runs of equal labels accumulate in registers (count and sum), written back
+                # when the label changes; the sum continues from the stored value, so the
+                # float64 additions happen in the same order as one pixel at a time.
+                cur = labels[y, x0]
+                c = 0
+                acc = prow[cur]
+                for j in range(x1 - x0):
+                    lab = labels[y, x0 + j]
+                    if lab != cur:
+                        crow[cur] += c
+                        prow[cur] = acc
+                        cur = lab
+                        c = 0
+                        acc = prow[cur]
+                    v = hr[i0, j] * l0 + hr[i1, j] * l1
+                    acc += np.float64(v)
+                    if v >= thresh:
+                        c += 1
+                crow[cur] += c
+                prow[cur] = acc
+    return cov, psum
 
 
 @njit(cache=True, parallel=True)
@@ -320,50 +316,6 @@ def probs_at(points: np.ndarray, boxes: np.ndarray, pmasks: np.ndarray, scale: n
                 t1 = pm[yi1, xi0] * xl0 + pm[yi1, xi1] * xl1
                 out[n, p] = t0 * yl0 + t1 * yl1
     return out
-
-
-@njit(cache=True)
-def grow(sp_inst: np.ndarray, candidate: np.ndarray, lab: np.ndarray, inst_rank: np.ndarray, indptr: np.ndarray, indices: np.ndarray, thresh2: float, max_iters: int) -> tuple[np.ndarray, np.ndarray, int]:
-    """Synchronous region growth over the adjacency graph.
-
-    Each round, every unassigned ``candidate`` superpixel looks at its neighbours that
-    were assigned before the round and takes the instance of the one with the nearest
-    mean Lab colour (squared distance ``< thresh2``; ties: better instance rank, then
-    lower superpixel id). Rounds repeat until nothing changes or ``max_iters`` rounds.
-    Returns (new sp_inst int32 [S], grown bool [S], rounds run).
-    """
-    n_sp = sp_inst.shape[0]
-    cur = sp_inst.copy()
-    grown = np.zeros(n_sp, np.bool_)
-    nxt = cur.copy()
-    rounds = 0
-    while rounds < max_iters:
-        changed = False
-        for s in range(n_sp):
-            if cur[s] >= 0 or not candidate[s]:
-                continue
-            best_d = thresh2
-            best_i = -1
-            best_r = 0
-            for k in range(indptr[s], indptr[s + 1]):
-                nb = indices[k]
-                i = cur[nb]
-                if i < 0:
-                    continue
-                d = (lab[s, 0] - lab[nb, 0]) ** 2 + (lab[s, 1] - lab[nb, 1]) ** 2 + (lab[s, 2] - lab[nb, 2]) ** 2
-                if d < best_d or (best_i >= 0 and d == best_d and inst_rank[i] < best_r):
-                    best_d = d
-                    best_i = i
-                    best_r = inst_rank[i]
-            if best_i >= 0:
-                nxt[s] = best_i
-                grown[s] = True
-                changed = True
-        rounds += 1
-        if not changed:
-            break
-        cur[:] = nxt
-    return cur, grown, rounds
 
 
 @njit(cache=True, parallel=True)

@@ -1,10 +1,12 @@
 """Plain numpy reference of ``clothparse.parse.fusion.fuse``, for golden tests only.
 
 Written for clarity, not speed: it pastes each mask to full resolution with the numpy
-port of torchvision's paste (``clothparse.parse.paste``), counts with ``np.bincount``,
-builds the adjacency graph as a Python set of label pairs and runs assignment and
-growth as Python loops. It shares no code with the Numba kernels except the colour
-conversions and the parameter/result types, so agreement is evidence, not tautology.
+port of torchvision's paste (``clothparse.parse.paste``), counts and sums with
+``np.bincount``, builds the adjacency graph as a Python set of label pairs and runs the
+votes (area, centroid + 4 neighbours, soft), the skin rules and growth as Python loops.
+It shares no code with the Numba kernels or ``clothparse.parse.fusion_vote`` except the
+colour conversions and the parameter/result types, so agreement is evidence, not
+tautology.
 """
 
 from __future__ import annotations
@@ -63,38 +65,57 @@ def fuse_reference(image_rgb: np.ndarray, sp_labels: np.ndarray, clothing: Detec
     skin = is_skin(mean_rgb) & (area > 0)
     centroid = np.rint(sums[:, :2] / safe[:, None]).astype(np.int64)
 
+    def near_centroid(mask: np.ndarray, s: int) -> bool:
+        """The centroid pixel of superpixel s or one of its 4 neighbours (inside the image) is in mask."""
+        cy, cx = int(centroid[s, 0]), int(centroid[s, 1])
+        for dy, dx in ((0, 0), (-1, 0), (1, 0), (0, -1), (0, 1)):
+            y, x = cy + dy, cx + dx
+            if 0 <= y < h and 0 <= x < w and mask[y, x]:
+                return True
+        return False
+
     body = np.zeros((h, w), bool)
     for m, b in zip(bodies.masks, bodies.boxes, strict=True):
         body |= paste_mask(m, b, (h, w)) >= thr
     body_cov = np.bincount(flat[body.ravel()], minlength=n_sp) / safe
-    if p.vote == "area":
-        in_body = (body_cov >= p.body_cover_thresh) & (area > 0)
+    if p.vote == "centroid":
+        in_body = np.array([area[s] > 0 and near_centroid(body, s) for s in range(n_sp)], bool)
     else:
-        in_body = body[centroid[:, 0], centroid[:, 1]] & (area > 0)
-    skin_eff = skin & (in_body | (not p.skin_needs_body))
+        in_body = (body_cov >= p.body_cover_thresh) & (area > 0)
+    if p.skin_rule == "all":
+        may_vote = (area > 0) & ~(skin & (in_body | (not p.skin_needs_body)))
+    else:  # "growth": skin only stops growth
+        may_vote = area > 0
 
     rank = reference_rank(clothing)
     cov = np.zeros((n_det, n_sp), np.int64)
+    prob_mean = np.zeros((n_det, n_sp), np.float64)
     at_centroid = np.zeros((n_det, n_sp), bool)
     for i in range(n_det):
-        pasted = paste_mask(clothing.masks[i], clothing.boxes[i], (h, w)) >= thr
+        prob = paste_mask(clothing.masks[i], clothing.boxes[i], (h, w))
+        pasted = prob >= thr
         cov[i] = np.bincount(flat[pasted.ravel()], minlength=n_sp)
-        at_centroid[i] = pasted[centroid[:, 0], centroid[:, 1]]
+        prob_mean[i] = np.bincount(flat, weights=prob.ravel().astype(np.float64), minlength=n_sp) / safe
+        at_centroid[i] = [near_centroid(pasted, s) for s in range(n_sp)]
 
     sp_inst = np.full(n_sp, -1, np.int64)
     for s in range(n_sp):
-        if area[s] == 0 or skin_eff[s]:
+        if not may_vote[s]:
             continue
         best, best_key = -1, None
         for i in range(n_det):
             if p.vote == "area":
                 if cov[i, s] == 0 or cov[i, s] / safe[s] < p.cover_thresh:
                     continue
-                key = (-cov[i, s], rank[i])
+                key: tuple[float, int] = (-float(cov[i, s]), int(rank[i]))
+            elif p.vote == "soft":
+                if not prob_mean[i, s] >= p.soft_thresh:
+                    continue
+                key = (-float(prob_mean[i, s]), int(rank[i]))
             else:
                 if not at_centroid[i, s]:
                     continue
-                key = (0, rank[i])
+                key = (0.0, int(rank[i]))
             if best_key is None or key < best_key:
                 best, best_key = i, key
         sp_inst[s] = best
