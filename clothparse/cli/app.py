@@ -5,7 +5,15 @@ from __future__ import annotations
 import typer
 
 from clothparse import __version__
-from clothparse.cli import cmd_bench, cmd_data, cmd_eval, cmd_export, cmd_parse, cmd_train
+from clothparse.cli import (
+    cmd_bench,
+    cmd_data,
+    cmd_eval,
+    cmd_export,
+    cmd_parse,
+    cmd_serve,
+    cmd_train,
+)
 
 app = typer.Typer(
     name="cpt",
@@ -20,6 +28,7 @@ app.command("eval")(cmd_eval.evaluate)
 app.command("export")(cmd_export.export)
 app.command("parse")(cmd_parse.parse)
 app.command("bench")(cmd_bench.bench)
+app.command("serve")(cmd_serve.serve)
 
 
 def _version(value: bool) -> None:
