@@ -50,8 +50,8 @@ class ParseOptions:
 def parse_options(
     score_thresh: Annotated[float | None, Query(ge=0.0, le=1.0, description="Keep clothing detections with score >= this (>= the server's --score-thresh).")] = None,
     body_score_thresh: Annotated[float | None, Query(ge=0.0, le=1.0, description="Keep person detections with score >= this (>= the server's --body-score-thresh).")] = None,
-    vote: Annotated[Literal["area", "centroid", "soft"], Query(description="Superpixel vote, as `cpt parse --vote`.")] = "area",
-    skin_rule: Annotated[Literal["growth", "all"], Query(description="As `cpt parse --skin-rule`.")] = "growth",
+    vote: Annotated[Literal["area", "centroid", "soft"], Query(description="Superpixel vote, as `cpt parse --vote`.")] = FusionParams.vote,
+    skin_rule: Annotated[Literal["growth", "all"], Query(description="As `cpt parse --skin-rule`.")] = FusionParams.skin_rule,
     soft_thresh: Annotated[float, Query(gt=0.0, le=1.0, description="--vote soft: the mean mask probability a superpixel needs.")] = FusionParams.soft_thresh,
     no_superpixel: Annotated[bool, Query(description="Pixel level only: pasted masks, no SLIC/fusion.")] = False,
     n_segments: Annotated[int, Query(ge=1, le=100_000, description="SLIC: about this many superpixels.")] = SlicParams.n_segments,
