@@ -11,7 +11,8 @@ import numpy as np
 from helpers_parse import save_tiny, synthetic_photo
 from PIL import Image
 
-from clothparse.cli.cmd_parse import EngineChoice, _build_parser, _fusion_params
+from clothparse.parse.build import EngineChoice, build_parser
+from clothparse.parse.fusion_params import FusionParams
 from clothparse.parse.pipeline import Parser
 from clothparse.parse.superpixels import SlicParams
 
@@ -32,8 +33,8 @@ def tiny_models(d: Path) -> tuple[Path, Path]:
 
 def make_parser(clothing: Path, body: Path | None, batch: int = 4) -> Parser:
     """The parser ``cpt serve`` would build (thresholds 0 so that random weights detect things)."""
-    return _build_parser(clothing, body, EngineChoice(None, "cpu"), 0.0, 0.0, "skimage",
-                         _fusion_params("area", "growth", 0.5), SlicParams(N_SEGMENTS), batch, True)
+    return build_parser(clothing, body, EngineChoice(None, "cpu"), 0.0, 0.0, "skimage",
+                         FusionParams(), SlicParams(N_SEGMENTS), batch, True)
 
 
 def png_bytes(image: np.ndarray) -> bytes:

@@ -274,8 +274,9 @@ def test_area_vote_vs_centroid_vote_and_ties() -> None:
     img, labels = _stripes(2, [(10, 10, 10), (200, 200, 200)])
     # Box over columns 0-11 covers stripe 0 fully and half of stripe 1 (its centroid column is 12).
     det = _full_box_det([[0, 0, 11, 7]], [5])
-    assert fuse(img, labels, det, Detections.empty()).sp_class.tolist() == [5, 5]  # 50% >= 0.5
-    assert fuse(img, labels, det, Detections.empty(), FusionParams(cover_thresh=0.6)).sp_class.tolist() == [5, 0]
+    area = FusionParams(vote="area")
+    assert fuse(img, labels, det, Detections.empty(), area).sp_class.tolist() == [5, 5]  # 50% >= 0.5
+    assert fuse(img, labels, det, Detections.empty(), FusionParams(vote="area", cover_thresh=0.6)).sp_class.tolist() == [5, 0]
     # Stripe 1's centroid (column 12) is outside the mask but its left neighbour (column
     # 11, pasted 0.75) is inside: the original's 4-neighbour rule accepts it.
     assert fuse(img, labels, det, Detections.empty(), FusionParams(vote="centroid")).sp_class.tolist() == [5, 5]
@@ -284,7 +285,7 @@ def test_area_vote_vs_centroid_vote_and_ties() -> None:
     # Equal coverage: the higher score wins whatever the order; equal scores: the lower class.
     two = _full_box_det([[0, 0, 15, 7], [0, 0, 15, 7]], [3, 8], [0.6, 0.8])
     for order in ([0, 1], [1, 0]):
-        assert fuse(img, labels, two.select(np.array(order)), Detections.empty()).sp_class.tolist() == [8, 8]
+        assert fuse(img, labels, two.select(np.array(order)), Detections.empty(), area).sp_class.tolist() == [8, 8]
     tie = _full_box_det([[0, 0, 15, 7], [0, 0, 15, 7]], [8, 3], [0.7, 0.7])
     assert fuse(img, labels, tie, Detections.empty(), FusionParams(vote="centroid")).sp_class.tolist() == [3, 3]
 

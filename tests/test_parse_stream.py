@@ -367,7 +367,7 @@ def test_numba_threads_are_set_per_worker() -> None:
 def test_streamed_results_json_equals_a_dumped_list(groups: list[list[dict]]) -> None:
     """results_coco.json is written a photo at a time, byte for byte as the whole list dumped at once."""
     fh = io.StringIO()
-    w = batch_mod._JsonArrayWriter(fh)
+    w = batch_mod.JsonArrayWriter(fh)
     for g in groups:
         w.extend(g)
     w.close()

@@ -18,9 +18,8 @@ one photo after the other and writes the same bytes.
 from __future__ import annotations
 
 import sys
-from dataclasses import dataclass
 from pathlib import Path
-from typing import Annotated, Any
+from typing import Annotated
 
 import typer
 from rich.console import Console
@@ -30,6 +29,7 @@ from rich.table import Table
 from clothparse.cli.errors import EXIT_ERROR, EXIT_PARTIAL, handle_errors, report
 from clothparse.cli.options import (
     BodyModelOrNone,
+    BodyScore,
     Device,
     EngineName,
     EnginePrecision,
@@ -38,18 +38,18 @@ from clothparse.cli.options import (
     OutDir,
     Quiet,
     ScoreThresh,
+    SpBackend,
 )
-from clothparse.engines.base import Engine
 from clothparse.errors import ConfigError, CptError, DataError
 from clothparse.parse.batch import (
     BatchSummary,
     Outcome,
     drop_own_outputs,
-    engine_batch,
     expand_inputs,
     load_image_ids,
     run_batch,
 )
+from clothparse.parse.build import EngineChoice, batch_size, build_parser, fusion_params
 from clothparse.parse.fusion_params import FusionParams
 from clothparse.parse.outputs import OverlayOptions
 from clothparse.parse.pipeline import STAGES, Parser, SlicParams
@@ -57,7 +57,41 @@ from clothparse.parse.threads import DEFAULT_WORKERS
 from clothparse.parse.views import MIN_BOX_AREA, VIEWS
 from clothparse.taxonomy import MODANET_CLASSES
 
-Inputs = Annotated[list[str], typer.Argument(help="Photos: files, folders (their images) and globs ('dir/**/*.jpg').")]
+Inputs = Annotated[
+    list[str] | None,
+    typer.Argument(
+        metavar="INPUTS", help="Photos: files, folders (their images) and globs ('dir/**/*.jpg'); optional with --manifest."
+    ),
+]
+RayOpt = Annotated[
+    bool,
+    typer.Option(
+        "--ray",
+        help="Run on Ray Data (pip install 'clothparse\\[ray]'): the same files, plus results_manifest.parquet (a row "
+        "per photo); photos whose outputs exist are skipped (--skip-existing is implied, --workers unused), so "
+        "re-running resumes.",
+    ),
+]
+RayAddress = Annotated[
+    str | None,
+    typer.Option("--ray-address", help="--ray: the cluster (auto, ray://HOST:10001); default RAY_ADDRESS or a new local one."),
+]
+ActorsOpt = Annotated[
+    int | None,
+    typer.Option("--actors", min=1, help="--ray: parsing actors (default: one per GPU; on CPU cores // 4)."),
+]
+GpusPerActor = Annotated[
+    float | None,
+    typer.Option("--gpus-per-actor", min=0.0, help="--ray: GPUs per actor (default: 1 on CUDA, 0 on CPU; fractions share a GPU)."),
+]
+ManifestOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--manifest",
+        help="--ray: more photos, from a file: text (a path a line), JSONL (a 'path' field) or Parquet (a 'path' "
+        "column); local paths or URIs pyarrow opens (s3://...).",
+    ),
+]
 NoSuperpixel = Annotated[bool, typer.Option("--no-superpixel", help="Pixel level only: pasted masks, no SLIC/fusion.")]
 Vote = Annotated[
     str,
@@ -77,9 +111,6 @@ SkinRule = Annotated[
 ]
 SoftThresh = Annotated[
     float, typer.Option("--soft-thresh", min=0.0, max=1.0, help="--vote soft: the mean mask probability a superpixel needs.")
-]
-BodyScore = Annotated[
-    float, typer.Option("--body-score-thresh", min=0.0, max=1.0, help="Keep person detections with score >= this.")
 ]
 ViewOpt = Annotated[
     str,
@@ -110,7 +141,6 @@ UnpredOnly = Annotated[
     ),
 ]
 SkipExisting = Annotated[bool, typer.Option("--skip-existing", help="Skip photos whose three outputs already exist.")]
-SpBackend = Annotated[str, typer.Option("--superpixels", help="SLIC backend: auto, skimage or native.")]
 # Checked (and defaulted) by SlicParams, the one place for both.
 NSegments = Annotated[int, typer.Option("--n-segments", help="SLIC: about this many superpixels (>= 1).")]
 Compactness = Annotated[float, typer.Option("--compactness", help="SLIC compactness (> 0).")]
@@ -142,70 +172,10 @@ POSITIONAL_IDS_WARNING = (
 )
 
 
-@dataclass(frozen=True)
-class EngineChoice:
-    """How the engines are opened: ``kind`` (None: from each file's type), the openvino
-    ``precision`` and the model's CPU ``threads`` (0: the runtime's default)."""
-
-    kind: str | None
-    device: str
-    precision: str = "auto"
-    threads: int = 0
-
-
-def _clothing_engine(path: Path, how: EngineChoice, score_thresh: float | None, batch: int, quiet: bool) -> Engine:
-    from clothparse.engines.loader import open_engine
-
-    eng = open_engine(path, kind=how.kind, device=how.device, score_thresh=score_thresh, batch_size=batch,
-                      precision=how.precision, threads=how.threads)
-    _print_note("clothing", eng, quiet)
-    return eng
-
-
-def _print_note(role: str, eng: Engine, quiet: bool) -> None:
-    note = getattr(eng, "note", None)
-    if note and not quiet:
-        print(f"note: {role} model: {note}", file=sys.stderr)
-
-
-def _no_body(path: Path | None) -> bool:
-    """``--body-model none`` (any case): parse without a body model."""
-    return path is not None and str(path).lower() == "none"
-
-
-def _body_engine(path: Path | None, how: EngineChoice, score_thresh: float, batch: int, quiet: bool) -> Engine:
-    """The body model: a checkpoint/exported file, a torchvision COCO ``.pth``, or the default
-    torchvision COCO Mask R-CNN from the local cache (a clear error when it is not there)."""
-    from clothparse.engines.torch_engine import TorchEngine
-
-    if path is None or path.suffix.lower() in (".pth", ".pt"):
-        from clothparse.model.builder import body_config, build_body_model
-
-        if path is not None and not path.is_file():
-            raise DataError("no such weights file", path)
-        from clothparse.model.weights import flag_hint
-
-        with flag_hint("--body-model"):
-            model = build_body_model(init="coco", weights_path=path)
-        return TorchEngine(model, tuple(body_config().class_names), how.device, score_thresh=score_thresh,
-                           batch_size=batch)
-    from clothparse.engines.loader import can_open, open_engine
-
-    # --engine names the clothing model's runtime; the body file's own type decides here
-    # unless that runtime reads it too (e.g. openvino for both .onnx exports).
-    kind = how.kind if how.kind is not None and can_open(how.kind, path) else None
-    # --precision int8 names the clothing model's Q/DQ export; a float body export runs at auto.
-    precision = how.precision if kind == "openvino" and how.precision != "int8" else "auto"
-    eng = open_engine(path, kind=kind, device=how.device, score_thresh=score_thresh, batch_size=batch,
-                      precision=precision, threads=how.threads)
-    _print_note("body", eng, quiet)
-    return eng
-
-
 def parse(
-    inputs: Inputs,
     model: ModelPath,
     out: OutDir,
+    inputs: Inputs = None,
     body_model: BodyModelOrNone = None,
     engine: EngineName = None,
     precision: EnginePrecision = "auto",
@@ -232,10 +202,17 @@ def parse(
     workers: WorkersOpt = DEFAULT_WORKERS,
     png_level: PngLevel = OverlayOptions.png_level,
     quiet: Quiet = False,
+    ray: RayOpt = False,
+    ray_address: RayAddress = None,
+    actors: ActorsOpt = None,
+    gpus_per_actor: GpusPerActor = None,
+    manifest: ManifestOpt = None,
 ) -> None:
     """Parse clothing in photos: masks, a 0-14 label map, an overlay, and COCO results."""
+    if not inputs and not manifest:  # a usage error (exit 2), raised where Click handles it
+        raise typer.BadParameter("give photos (or --manifest FILE with --ray)", param_hint="'INPUTS...'")
     with handle_errors():
-        fusion = _fusion_params(vote, skin_rule, soft_thresh)
+        fusion = fusion_params(vote, skin_rule, soft_thresh)
         if no_superpixel and (show_superpixels or unpredicted_only):
             raise ConfigError("--show-superpixels and --unpredicted-only need the superpixel stage (drop --no-superpixel)")
         view = view.lower()
@@ -244,20 +221,33 @@ def parse(
         if unpredicted_only and view != "parse":
             raise ConfigError(f"--unpredicted-only colours the parse view's grown superpixels; drop it or --view {view}")
         options = OverlayOptions(show_boxes, show_superpixels, unpredicted_only, png_level, view, detector_boxes)
-        paths, input_errors = expand_inputs(inputs)
-        paths = drop_own_outputs(paths, out)
-        for err in input_errors:
-            report(err)
-        if not paths:
-            raise DataError("no images to parse")
-        image_ids = load_image_ids(ann) if ann is not None else None
-        parser = _build_parser(
-            model, body_model, EngineChoice(engine, device, precision, threads), score_thresh, body_score_thresh,
-            None if no_superpixel else superpixels, fusion, SlicParams(n_segments, compactness, sigma), batch or 1, quiet,
-        )
-        batch = _batch_size(parser.clothing, batch)
-        summary = _run(parser, paths, out, options, skip_existing, image_ids, quiet, batch, workers)
-        summary.input_errors = input_errors
+        if not ray and (ray_address is not None or actors is not None or gpus_per_actor is not None or manifest):
+            raise ConfigError("--ray-address, --actors, --gpus-per-actor and --manifest need --ray")
+        if ray:
+            from clothparse.distributed.actor import ParserSpec
+            from clothparse.distributed.ray_parse import RaySettings, parse_on_ray
+
+            spec = ParserSpec(model, body_model, EngineChoice(engine, device, precision, threads), score_thresh,
+                              body_score_thresh, None if no_superpixel else superpixels, fusion,
+                              SlicParams(n_segments, compactness, sigma), batch or 1, quiet)
+            summary = parse_on_ray(inputs or [], manifest, out, spec, options,
+                                   load_image_ids(ann) if ann is not None else None,
+                                   RaySettings(ray_address, actors, gpus_per_actor), report, quiet)
+        else:
+            paths, input_errors = expand_inputs(inputs or [])
+            paths = drop_own_outputs(paths, out)
+            for err in input_errors:
+                report(err)
+            if not paths:
+                raise DataError("no images to parse")
+            image_ids = load_image_ids(ann) if ann is not None else None
+            parser = build_parser(
+                model, body_model, EngineChoice(engine, device, precision, threads), score_thresh, body_score_thresh,
+                None if no_superpixel else superpixels, fusion, SlicParams(n_segments, compactness, sigma), batch or 1, quiet,
+            )
+            batch = batch_size(parser.clothing, batch)
+            summary = _run(parser, paths, out, options, skip_existing, image_ids, quiet, batch, workers)
+            summary.input_errors = input_errors
         for p in summary.missing_ids:
             print(f"warning: {p}: not in {ann}; left out of results_coco.json", file=sys.stderr)
         if ann is None:
@@ -265,43 +255,6 @@ def parse(
         _print_summary(summary, out)
         if summary.failed:
             raise typer.Exit(EXIT_PARTIAL if summary.count("ok") + summary.count("skipped") else EXIT_ERROR)
-
-
-def _fusion_params(vote: str, skin_rule: str, soft_thresh: float) -> FusionParams:
-    """The fusion settings of ``--vote``, ``--skin-rule`` and ``--soft-thresh`` (one-line errors naming the flag)."""
-    if vote not in ("area", "centroid", "soft"):
-        raise ConfigError(f"--vote: unknown vote {vote!r}; choose area, centroid or soft")
-    if skin_rule not in ("growth", "all"):
-        raise ConfigError(f"--skin-rule: unknown rule {skin_rule!r}; choose growth or all")
-    if not 0.0 < soft_thresh <= 1.0:
-        raise ConfigError(f"--soft-thresh must be in (0, 1], got {soft_thresh}")
-    return FusionParams(vote=vote, skin_rule=skin_rule, soft_thresh=soft_thresh)  # type: ignore[arg-type]
-
-
-def _batch_size(engine: Engine, asked: int | None) -> int:
-    """``--batch``, or the engine's own; warns when an export's fixed batch does not divide
-    the asked one (its calls get padded)."""
-    fixed = engine_batch(engine)
-    if asked is None:
-        return fixed or 1
-    if fixed and asked % fixed:
-        print(f"warning: --batch {asked} is not a multiple of the model's fixed batch {fixed}; "
-              "its last call of every batch is padded", file=sys.stderr)
-    return asked
-
-
-def _build_parser(
-    model: Path, body_model: Path | None, how: EngineChoice, score_thresh: float | None,
-    body_score_thresh: float, sp_backend: str | None, fusion: FusionParams, slic: SlicParams, batch: int, quiet: bool,
-) -> Parser:
-    backend: Any = None
-    if sp_backend is not None:
-        from clothparse.parse.superpixels import get_backend
-
-        backend = get_backend(sp_backend)
-    clothing = _clothing_engine(model, how, score_thresh, batch, quiet)
-    body = None if _no_body(body_model) else _body_engine(body_model, how, body_score_thresh, batch, quiet)
-    return Parser(clothing, body, backend, fusion, slic, body_score_thresh=body_score_thresh)
 
 
 def _run(

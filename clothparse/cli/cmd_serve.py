@@ -16,16 +16,10 @@ from typing import Annotated
 
 import typer
 
-from clothparse.cli.cmd_parse import (
-    BodyScore,
-    EngineChoice,
-    SpBackend,
-    _build_parser,
-    _fusion_params,
-)
 from clothparse.cli.errors import handle_errors
 from clothparse.cli.options import (
     BodyModelOrNone,
+    BodyScore,
     Device,
     EngineName,
     EnginePrecision,
@@ -33,8 +27,10 @@ from clothparse.cli.options import (
     ModelPath,
     Quiet,
     ScoreThresh,
+    SpBackend,
 )
 from clothparse.errors import ConfigError, DependencyError
+from clothparse.parse.build import EngineChoice, build_parser, fusion_params
 from clothparse.parse.fusion_params import FusionParams
 from clothparse.parse.superpixels import SlicParams
 
@@ -97,9 +93,9 @@ def serve(
                   file=sys.stderr)
         if max_pixels > 268_435_456:
             raise ConfigError("--max-pixels cannot exceed the decoder's limit 268435456")
-        parser = _build_parser(
+        parser = build_parser(
             model, body_model, EngineChoice(engine, device, precision, threads), score_thresh, body_score_thresh,
-            None if no_superpixel else superpixels, _fusion_params(FusionParams.vote, FusionParams.skin_rule,
+            None if no_superpixel else superpixels, fusion_params(FusionParams.vote, FusionParams.skin_rule,
                                                                    FusionParams.soft_thresh),
             SlicParams(), max_batch, quiet,
         )

@@ -74,3 +74,7 @@ EngineThreads = Annotated[
         help="CPU threads of the model engine (0: the runtime's default, every core); onnx, openvino and torch.",
     ),
 ]
+BodyScore = Annotated[
+    float, typer.Option("--body-score-thresh", min=0.0, max=1.0, help="Keep person detections with score >= this.")
+]
+SpBackend = Annotated[str, typer.Option("--superpixels", help="SLIC backend: auto, skimage or native.")]

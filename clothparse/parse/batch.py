@@ -214,7 +214,7 @@ class BatchSummary:
         return {k: sum(t[k] for t in done) / len(done) for k in done[0]}
 
 
-def _as_cpt_error(exc: BaseException, path: Path) -> CptError:
+def as_cpt_error(exc: BaseException, path: Path) -> CptError:
     """A one-line error naming ``path``; the original stays as ``__cause__`` for CPT_DEBUG tracebacks."""
     if isinstance(exc, CptError) and exc.path:
         return exc
@@ -268,7 +268,7 @@ class _PhotoStages:
     def load(self, photo: _Photo) -> _Decoded | Done[dict[str, Any]]:
         files = output_files(self.out_dir, photo.name)
         if self.skip_existing and all(f.is_file() for f in files):
-            return Done(_read_record(files[0]))
+            return Done(read_record(files[0]))
         t0 = time.perf_counter()
         image = read_rgb(photo.path)
         return _Decoded(image, time.perf_counter() - t0)
@@ -348,7 +348,7 @@ def run_batch(
     # results_coco.json is streamed into a temporary file (renamed over the old one at the
     # end, removed on a bug) so that its records never pile up in memory.
     with engine_threads(plan.engine), atomic_open(summary.results_path, "w") as coco_file:
-        coco = _JsonArrayWriter(coco_file)
+        coco = JsonArrayWriter(coco_file)
         results = (
             run_pipelined(photos, stages, batch, plan.workers, partial(init_worker, plan.post_threads))
             if plan.workers else run_sequential(photos, stages, batch)
@@ -359,7 +359,7 @@ def run_batch(
                 outcome = Outcome(photo.path, photo.name, "skipped" if r.done_at_load else "ok", record=r.value)
                 if r.error is not None:
                     outcome.status = "failed"
-                    outcome.error = _as_cpt_error(r.error, photo.path)
+                    outcome.error = as_cpt_error(r.error, photo.path)
                     if on_error is not None:
                         on_error(outcome.error)
                 if outcome.record is not None:
@@ -376,7 +376,7 @@ def run_batch(
     return summary
 
 
-class _JsonArrayWriter:
+class JsonArrayWriter:
     """Writes a JSON array one element at a time, byte for byte as ``json.dumps(list) + "\n"``."""
 
     def __init__(self, fh: Any) -> None:
@@ -393,7 +393,7 @@ class _JsonArrayWriter:
         self.fh.write("]\n")
 
 
-def _read_record(path: Path) -> dict[str, Any]:
+def read_record(path: Path) -> dict[str, Any]:
     try:
         record: dict[str, Any] = json.loads(path.read_text(encoding="utf-8"))
         if not isinstance(record["items"], list):
