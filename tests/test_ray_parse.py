@@ -219,3 +219,21 @@ def test_plan_actors_budget() -> None:
     for settings, device in ((RaySettings(), "cuda"), (RaySettings(actors=3), "cpu"), (RaySettings(gpus_per_actor=0), "cuda")):
         with pytest.raises(ConfigError):
             plan_actors([2.0], 0.0, settings, device, engine_threads=1 if settings.actors else 0)
+
+
+def test_a_photo_that_always_kills_its_actor_becomes_an_error_row(ray_local, models, tmp_path: Path, monkeypatch) -> None:
+    """Ray restarts the actor; after MAX_ATTEMPTS deaths on one photo it is an error row and the job ends."""
+    from clothparse.distributed.actor import MAX_ATTEMPTS
+
+    photos = _photos(tmp_path / "in", 3)
+    monkeypatch.setenv(CRASH_HOOK_ENV, "p1=always")
+    out = tmp_path / "out"
+    res = _parse(str(tmp_path / "in"), *_args(models, out, "--ray", "--actors", "1"))
+    assert res.exit_code == 3, res.output  # partial: one photo failed
+    rows = _manifest_rows(out)
+    assert [r["status"] for r in rows] == ["ok", "error", "ok"]
+    assert f"crashed the worker {MAX_ATTEMPTS} times" in rows[1]["error"] and "p1" in rows[1]["error"]
+    for p in photos:
+        written = all((out / f"{p.stem}{s}").is_file() for s in OUTPUTS)
+        assert written == (p.stem != "p1")
+    assert sorted(f.name for f in out.iterdir() if f.name.startswith(".")) == []  # attempt counts cleaned up

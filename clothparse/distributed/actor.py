@@ -27,7 +27,7 @@ import numpy as np
 from clothparse.cli.errors import format_error
 from clothparse.distributed.manifest import outputs_exist, read_bytes
 from clothparse.distributed.results import Row, make_row, rows_table
-from clothparse.errors import is_expected
+from clothparse.errors import DataError, is_expected
 from clothparse.io.images import decode_rgb
 from clothparse.parse.batch import as_cpt_error, output_files, read_record, write_outputs
 from clothparse.parse.build import EngineChoice, build_parser
@@ -41,6 +41,7 @@ from clothparse.parse.threads import numba_guard, with_slic_threads
 #: Test hook, read by the driver: ``NAME=MARKER`` makes the actor exit (``os._exit``) right
 #: after writing photo NAME's outputs, once: it first writes MARKER with NAME.json's
 #: ``st_ino st_mtime_ns``, so a test can tell whether the file was written again later.
+#: ``NAME=always`` kills it on NAME every time, before the write (the attempt cap's test).
 CRASH_HOOK_ENV = "CPT_RAY_CRASH_AFTER"
 
 
@@ -123,6 +124,11 @@ def set_thread_budget(threads: int) -> None:
     numba.set_num_threads(max(1, min(threads, int(numba.config.NUMBA_NUM_THREADS))))  # type: ignore[attr-defined]
 
 
+#: Attempts at one photo before it becomes an error row: a photo that kills its actor every
+#: time (a crash in native code) would otherwise be retried by Ray for ever.
+MAX_ATTEMPTS = 3
+
+
 class PhotoParser:
     """Ray Data actor: pyarrow batches of ``read_sources`` rows in, result rows out.
 
@@ -151,6 +157,7 @@ class PhotoParser:
         stages = Stages(self._load, self._detect, self._finish, is_expected)
         for res in run_sequential(photos, stages, max(1, self.spec.batch)):  # a bug propagates: the job fails
             p = res.item
+            self._attempts_file(p.name).unlink(missing_ok=True)  # it ended: no crash to count
             if res.error is not None:
                 message = format_error(as_cpt_error(res.error, Path(p.path)))
                 rows.append(make_row(p.index, p.path, p.name, "error", message, worker=self.worker))
@@ -161,26 +168,52 @@ class PhotoParser:
     def _load(self, photo: _Photo) -> _Decoded | Done[dict[str, Any]]:
         if outputs_exist(self.out_dir, photo.name):  # written by an earlier attempt of this batch
             return Done(read_record(output_files(self.out_dir, photo.name)[0]))
+        self._count_attempt(photo)
         t0 = time.perf_counter()
         image = decode_rgb(photo.data, photo.path)
         return _Decoded(image, time.perf_counter() - t0)
+
+    def _attempts_file(self, name: str) -> Path:
+        return self.out_dir / f".{name}.attempts"
+
+    def _count_attempt(self, photo: _Photo) -> None:
+        """Count one more attempt at ``photo`` in a file next to its outputs; an attempt whose
+        actor died leaves its count behind. DataError (an error row) at ``MAX_ATTEMPTS``.
+        With ``--batch B`` > 1 a crash counts against every photo of its engine batch."""
+        f = self._attempts_file(photo.name)
+        try:
+            n = int(f.read_text())
+        except (FileNotFoundError, ValueError):
+            n = 0
+        if n >= MAX_ATTEMPTS:
+            raise DataError(f"parsing this photo crashed the worker {n} times; left out", photo.path)
+        f.write_text(f"{n + 1}\n")
 
     def _detect(self, loaded: list[_Decoded]) -> list[Detected]:
         return self.parser.detect_batch([d.image for d in loaded], [d.decode_s for d in loaded])
 
     def _finish(self, photo: _Photo, loaded: _Decoded, detected: Detected) -> dict[str, Any]:
+        self._maybe_crash(photo.name, before_write=True)
         with numba_guard():
             result = self.parser.refine(loaded.image, detected)
         enc = encode_result(result, loaded.image, photo.path, self.options)
         write_outputs(self.out_dir, photo.name, enc)
-        self._maybe_crash(photo.name)
+        self._maybe_crash(photo.name, before_write=False)
         return enc.record
 
-    def _maybe_crash(self, name: str) -> None:
+    def _maybe_crash(self, name: str, before_write: bool) -> None:
+        """Tests: ``NAME=MARKER`` dies once, after writing NAME; ``NAME=always`` dies on NAME
+        every time, before writing it."""
         if not self.crash_hook:
             return
         target, _, marker = self.crash_hook.partition("=")
-        if target != name or not marker or Path(marker).exists():
+        if target != name or not marker:
+            return
+        if marker == "always":
+            if before_write:
+                os._exit(1)
+            return
+        if before_write or Path(marker).exists():
             return
         st = output_files(self.out_dir, name)[0].stat()
         Path(marker).write_text(f"{st.st_ino} {st.st_mtime_ns}\n")
