@@ -82,31 +82,17 @@ def write_photos(folder: Path, n: int, height: int, width: int, distinct: int) -
     return paths
 
 
-def open_engine_threads(
-    path: Path, kind: str | None, device: str, score_thresh: float | None, batch: int, threads: int, precision: str = "auto"
-) -> Any:
-    """An engine as ``cpt parse`` opens it (``--engine``, ``--precision``, ``--threads``)."""
-    from clothparse.engines.loader import can_open, open_engine
-
-    kind = kind if kind is None or can_open(kind, path) else None
-    precision = precision if kind == "openvino" else "auto"
-    return open_engine(path, kind=kind, device=device, score_thresh=score_thresh, batch_size=batch,
-                       precision=precision, threads=threads)
-
-
 def build_parser(args: argparse.Namespace, batch: int) -> Any:
-    from clothparse.parse.fusion import FusionParams
-    from clothparse.parse.pipeline import Parser
-    from clothparse.parse.superpixels import get_backend
+    """The ``Parser`` as ``cpt parse`` builds it (``clothparse.parse.build``: ``--engine``,
+    ``--precision``, ``--threads``); no body model unless ``--body-model``."""
+    from clothparse.parse.build import EngineChoice
+    from clothparse.parse.build import build_parser as build
+    from clothparse.parse.fusion_params import FusionParams
+    from clothparse.parse.superpixels import SlicParams
 
-    clothing = open_engine_threads(args.model, args.engine, args.device, args.score_thresh, batch, args.engine_threads,
-                                   args.precision)
-    body = None
-    if args.body_model is not None:
-        body_precision = "auto" if args.precision == "int8" else args.precision
-        body = open_engine_threads(args.body_model, args.engine, args.device, None, batch, args.engine_threads,
-                                   body_precision)
-    return Parser(clothing, body, get_backend(args.superpixels), FusionParams())
+    how = EngineChoice(args.engine, args.device, args.precision, args.engine_threads)
+    body = args.body_model if args.body_model is not None else Path("none")
+    return build(args.model, body, how, args.score_thresh, 0.5, args.superpixels, FusionParams(), SlicParams(), batch, True)
 
 
 def model_rate(parser: Any, paths: list[Path], batch: int) -> float:
